@@ -1,0 +1,234 @@
+"""The engine: a tape of primitive applications and the three sweeps over it.
+
+A differentiated function runs once, eagerly, on :class:`Var` objects. Every primitive applied to a
+``Var`` appends one :class:`Node` to the ``Tape`` the ``Var`` belongs to, so the tape is already in
+topological order. Three sweeps then read the tape:
+
+* ``backward``   reverse mode:  x̄ = Σ vjp(ȳ)                         -> gradients
+* ``forward_tangents``          ẏ = Σ jvp(ẋ)                         -> directional derivatives
+* ``backward`` with tangents    R{x̄} = vjp(R{ȳ}) + vjp_tangent(ȳ, ẋ) -> Hessian-vector products
+
+The last one is Pearlmutter's R-operator (Pearlmutter 1994, "Fast exact multiplication by the
+Hessian"): differentiate the *backward pass* along the direction v. For f(θ) with gradient ∇f,
+R{∇f} = d/dε ∇f(θ + εv)|₀ = H v. Each primitive supplies, next to its vjp, the derivative of that vjp
+with respect to its primal inputs (``vjp_tangent``), so H·v costs one tangent sweep and one backward
+sweep and no Hessian is ever formed.
+
+Broadcasting is undone in exactly one place, :func:`unbroadcast`, called by the sweeps: a rule may
+return a cotangent in the (broadcast) shape of the output and the engine sums it back down.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Var", "Tape", "Node", "apply", "unbroadcast", "value_of"]
+
+
+class Node:
+    """One primitive application: ``out = prim.forward(*inputs, **params)``.
+
+    ``parents[i]`` is the tape index of input i, or -1 when input i is a constant.
+    Leaves (the variables we differentiate with respect to) have ``prim is None``.
+    """
+
+    __slots__ = ("prim", "parents", "inputs", "out", "params")
+
+    def __init__(self, prim, parents, inputs, out, params):
+        self.prim, self.parents, self.inputs, self.out, self.params = prim, parents, inputs, out, params
+
+
+class Tape:
+    """The record of one evaluation; node k only depends on nodes < k."""
+
+    __slots__ = ("nodes",)
+
+    def __init__(self):
+        self.nodes: list[Node] = []
+
+    def leaf(self, value) -> "Var":
+        self.nodes.append(Node(None, (), (), value, None))
+        return Var(value, self, len(self.nodes) - 1)
+
+    # ------------------------------------------------------------------ sweeps
+    def forward_tangents(self, leaf_tangents: dict):
+        """Tangent ẏ of every node, given the tangents of some leaves ({index: array}).
+
+        ``None`` stands for an exactly-zero tangent, so constants cost nothing.
+        """
+        nodes = self.nodes
+        tangents = [None] * len(nodes)
+        for index, t in leaf_tangents.items():
+            tangents[index] = t
+        for k, node in enumerate(nodes):
+            prim = node.prim
+            if prim is None:
+                continue
+            acc = None
+            for i, p in enumerate(node.parents):
+                if p < 0:
+                    continue
+                t = tangents[p]
+                if t is None:
+                    continue
+                c = prim.jvp(i, t, node.out, node.inputs, **node.params)
+                acc = c if acc is None else acc + c
+            if acc is not None and np.shape(acc) != np.shape(node.out):
+                acc = np.broadcast_to(acc, np.shape(node.out))
+            tangents[k] = acc
+        return tangents
+
+    def backward(self, out_index: int, seed, tangents=None, adjoints=None):
+        """Reverse sweep from node ``out_index`` seeded with ``seed`` (ȳ).
+
+        Without ``tangents``: returns the list of adjoints x̄ of every node.
+        With ``tangents`` (from :meth:`forward_tangents`): also carries R{x̄}, the tangent of each adjoint,
+        and returns ``(adjoints, r_adjoints)``. Passing the ``adjoints`` of an earlier plain sweep on the
+        same tape and seed skips recomputing them (they do not depend on the tangents).
+        """
+        nodes = self.nodes
+        n = out_index + 1
+        second = tangents is not None
+        reuse = adjoints is not None
+        if not reuse:
+            adjoints = [None] * n
+            adjoints[out_index] = seed
+        r_adjoints = [None] * n if second else None
+        for k in range(out_index, -1, -1):
+            g = adjoints[k]
+            node = nodes[k]
+            prim = node.prim
+            if g is None or prim is None:
+                continue
+            inputs, out, params, parents = node.inputs, node.out, node.params, node.parents
+            if second:
+                rg = r_adjoints[k]
+                input_tangents = [None if p < 0 else tangents[p] for p in parents]
+                has_tangent = any(t is not None for t in input_tangents)
+                out_tangent = tangents[k]
+            for i, p in enumerate(parents):
+                if p < 0:
+                    continue
+                shape = np.shape(inputs[i])
+                if not reuse:
+                    ct = unbroadcast(prim.vjp(i, g, out, inputs, **params), shape)
+                    prev = adjoints[p]
+                    adjoints[p] = ct if prev is None else prev + ct
+                if second:
+                    # R{x̄_i} = vjp_i(R{ȳ}) + (∂vjp_i/∂inputs)·ẋ  — the second term is the primitive's own rule.
+                    rct = None if rg is None else prim.vjp(i, rg, out, inputs, **params)
+                    if has_tangent and prim.vjp_tangent is not None:
+                        extra = prim.vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, **params)
+                        if extra is not None:
+                            rct = extra if rct is None else rct + extra
+                    if rct is not None:
+                        rct = unbroadcast(rct, shape)
+                        prev = r_adjoints[p]
+                        r_adjoints[p] = rct if prev is None else prev + rct
+        return (adjoints, r_adjoints) if second else adjoints
+
+
+def unbroadcast(x, shape):
+    """Sum ``x`` down to ``shape``: the adjoint of numpy broadcasting, done once for every rule."""
+    x_shape = np.shape(x)
+    if x_shape == shape:
+        return x
+    lead = len(x_shape) - len(shape)
+    if lead:
+        x = np.sum(x, axis=tuple(range(lead)))
+    axes = tuple(i for i, (a, b) in enumerate(zip(np.shape(x), shape)) if b == 1 and a != 1)
+    if axes:
+        x = np.sum(x, axis=axes, keepdims=True)
+    return np.reshape(x, shape)
+
+
+class Var:
+    """A value being traced: an ndarray plus its place on a tape.
+
+    Arithmetic on a Var records primitives; use the functions in :mod:`mamlnp.ops` (or the operators
+    ``+ - * / ** @``, ``x.T``, ``x.sum()``, ``x[...]``). ``numpy`` functions refuse a Var on purpose: the
+    engine can only differentiate what goes through its own primitives.
+    """
+
+    __slots__ = ("value", "tape", "index")
+    __array_ufunc__ = None  # make ``ndarray + Var`` defer to Var.__radd__ instead of coercing
+
+    def __init__(self, value, tape, index):
+        self.value, self.tape, self.index = value, tape, index
+
+    shape = property(lambda self: np.shape(self.value))
+    ndim = property(lambda self: np.ndim(self.value))
+    size = property(lambda self: np.size(self.value))
+    dtype = property(lambda self: np.asarray(self.value).dtype)
+
+    def __repr__(self):
+        return f"Var(shape={self.shape}, dtype={self.dtype}, index={self.index})"
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(
+            "a traced mamlnp Var cannot be turned into a numpy array inside a differentiated function: "
+            "numpy would drop the derivative. Use mamlnp.ops (e.g. ops.tanh) or operators; read .value "
+            "only for logging."
+        )
+
+    def __float__(self):
+        raise TypeError("float() of a traced Var would drop its derivative; use .value for logging")
+
+    def __len__(self):
+        return self.shape[0]
+
+    # operators: each is a primitive from mamlnp.ops
+    def __add__(self, other): return _ops.add(self, other)
+    def __radd__(self, other): return _ops.add(other, self)
+    def __sub__(self, other): return _ops.sub(self, other)
+    def __rsub__(self, other): return _ops.sub(other, self)
+    def __mul__(self, other): return _ops.mul(self, other)
+    def __rmul__(self, other): return _ops.mul(other, self)
+    def __truediv__(self, other): return _ops.div(self, other)
+    def __rtruediv__(self, other): return _ops.div(other, self)
+    def __matmul__(self, other): return _ops.matmul(self, other)
+    def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __neg__(self): return _ops.neg(self)
+    def __pow__(self, exponent): return _ops.power(self, exponent)
+    def __getitem__(self, key): return _ops.getitem(self, key)
+
+    @property
+    def T(self):
+        return _ops.transpose(self)
+
+    def sum(self, axis=None, keepdims=False): return _ops.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis=axis, keepdims=keepdims)
+    def reshape(self, *shape): return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+    def swapaxes(self, a, b): return _ops.swapaxes(self, a, b)
+
+
+def value_of(x):
+    """The plain array inside ``x`` (a Var or anything array-like)."""
+    return x.value if isinstance(x, Var) else x
+
+
+def apply(prim, *args, **params):
+    """Run ``prim`` on ``args``; record it on the tape if any argument is traced.
+
+    With no Var among the arguments this is plain numpy, so a model written with :mod:`mamlnp.ops` also
+    runs untraced (at full speed) for evaluation and finite differences.
+    """
+    tape = None
+    for a in args:
+        if isinstance(a, Var):
+            if tape is None:
+                tape = a.tape
+            elif a.tape is not tape:
+                raise ValueError(
+                    f"{prim.name}: its inputs come from two different traces; a value traced by one call of "
+                    "grad/hvp cannot be mixed with another's (nested differentiation is not supported)"
+                )
+    if tape is None:
+        return prim.check_and_forward(args, params)
+    inputs = tuple(a.value if isinstance(a, Var) else a for a in args)
+    out = prim.check_and_forward(inputs, params)
+    parents = tuple(a.index if isinstance(a, Var) else -1 for a in args)
+    tape.nodes.append(Node(prim, parents, inputs, out, params))
+    return Var(out, tape, len(tape.nodes) - 1)
+
+
+from . import ops as _ops  # noqa: E402  (Var's operators are mamlnp.ops primitives; ops imports this module)

@@ -1,0 +1,262 @@
+"""Meta-learning algorithms over a meta-batch of tasks, vectorised over a leading task axis.
+
+Notation (article §3.3, Finn et al. 2017): θ (``params``) is the meta-model's initialisation, α
+(``inner_lr``) the inner learning rate, S (``inner_steps``) the number of inner SGD steps. For task i,
+
+    θ_i^(0) = θ,   θ_i^(k+1) = θ_i^(k) − α ∇L_i^support(θ_i^(k))          (the inner problem, adapted)
+    L_meta(θ) = (1/T) Σ_i L_i^query(θ_i^(S))                               (the outer problem)
+
+and by the chain rule through each step (Jacobian ∂θ^(k+1)/∂θ^(k) = I − α ∇²L^support(θ^(k))):
+
+    ∇L_meta(θ) = (1/T) Σ_i (I − α H_i^(0)) ⋯ (I − α H_i^(S−1)) ∇L_i^query(θ_i^(S)).
+
+:func:`meta_gradient` evaluates exactly this product from the right, one Hessian-vector product per
+step (``g ← g − α H g``), with H·g from the engine's R-operator on the trace already recorded for the
+inner step. First-order MAML drops the H terms. All T tasks go through one batched evaluation: θ is
+broadcast to (T, …), and because Σ_i L_i(θ_i) separates over tasks, its gradient and HVPs are per task.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .core import Tape
+from .losses import LOSSES
+from .nn import ACTIVATIONS, mlp
+
+__all__ = [
+    "meta_gradient", "maml_gradient", "adapt", "adaptation_losses", "fomaml_gradient", "reptile_gradient",
+    "multitask_gradient", "article_section4_gradient", "task_loss_fn", "validate_meta_batch", "ALGORITHMS",
+]
+
+
+# ---------------------------------------------------------------------------------------- validation
+def _check_inner(inner_lr, inner_steps, order=2):
+    if isinstance(inner_lr, bool) or not isinstance(inner_lr, (int, float, np.floating, np.integer)):
+        raise TypeError(f"inner_lr must be a number, got {type(inner_lr).__name__}")
+    if not np.isfinite(inner_lr) or inner_lr <= 0:
+        raise ValueError(f"inner_lr must be a positive finite number (α > 0), got {inner_lr!r}")
+    if isinstance(inner_steps, bool) or not isinstance(inner_steps, (int, np.integer)):
+        raise TypeError(f"inner_steps must be an integer, got {type(inner_steps).__name__}")
+    if inner_steps < 0:
+        raise ValueError(f"inner_steps must be ≥ 0 (S = 0 means no adaptation), got {inner_steps}")
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 (first-order MAML) or 2 (full MAML), got {order!r}")
+
+
+def validate_meta_batch(params, support, query=None, loss="mse"):
+    """Check shapes of a meta-batch against params; return the task count T.
+
+    support/query are ``(x, y)`` with x (T, K, d_in); y (T, K, d_out) for "mse", integer (T, K) for
+    "cross_entropy". Raises ValueError naming the argument, what it got and what was expected.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    if not isinstance(params, (list, tuple)) or len(params) < 2 or len(params) % 2:
+        raise ValueError(f"params must be the MLP list [W1, b1, …]; got {type(params).__name__} of length "
+                         f"{len(params) if hasattr(params, '__len__') else '?'}")
+    d_in = np.shape(params[0])[-2]
+    d_out = np.shape(params[-2])[-1]
+    task_count = None
+    for name, pair in (("support", support), ("query", query)):
+        if pair is None:
+            continue
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"{name} must be a pair (x, y) of arrays, got {type(pair).__name__}")
+        x, y = np.asarray(pair[0]), np.asarray(pair[1])
+        if x.ndim != 3:
+            raise ValueError(f"{name} x must have shape (T, K, d_in) with a leading task axis, got shape {x.shape}")
+        if x.shape[1] == 0:
+            raise ValueError(f"{name} has K = 0 points per task (x shape {x.shape}); each task needs at least one")
+        if x.shape[2] != d_in:
+            raise ValueError(f"{name} x has {x.shape[2]} features (shape {x.shape}) but the network's input size is {d_in}")
+        want_y = (x.shape[0], x.shape[1], d_out) if loss == "mse" else (x.shape[0], x.shape[1])
+        if y.shape != want_y:
+            raise ValueError(f"{name} y has shape {y.shape}; expected {want_y} to match x {x.shape} and loss {loss!r}")
+        if task_count is None:
+            task_count = x.shape[0]
+        elif x.shape[0] != task_count:
+            raise ValueError(f"support has {task_count} tasks but query has {x.shape[0]}; the task axes must match")
+    if task_count == 0:
+        raise ValueError("the meta-batch has T = 0 tasks")
+    return task_count
+
+
+def task_loss_fn(loss="mse", activation="relu"):
+    """The per-task loss L_i(θ_i) of the MLP: ``f(params, x, y) -> (T,)`` (mean within each task)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    per_task = LOSSES[loss][0]
+
+    def task_loss(params, x, y):
+        return per_task(mlp(params, x, activation), y)
+
+    return task_loss
+
+
+# ---------------------------------------------------------------------------------------- the engine's view
+class _Step:
+    """One recorded evaluation of Σ_i L_i(θ_i) at stacked per-task parameters (a thin, fast Trace)."""
+
+    __slots__ = ("tape", "leaves", "out", "adjoints")
+
+    def __init__(self, task_loss, theta, x, y, scale=1.0):
+        self.tape = Tape()
+        self.leaves = [self.tape.leaf(p) for p in theta]
+        total = ops.sum(task_loss(self.leaves, x, y))
+        self.out = total if scale == 1.0 else ops.mul(total, scale)
+        self.adjoints = None
+
+    @property
+    def value(self):
+        return float(self.out.value)
+
+    def grad(self):
+        self.adjoints = self.tape.backward(self.out.index, np.ones_like(self.out.value))
+        return [self.adjoints[v.index] for v in self.leaves]
+
+    def hvp(self, v):
+        tangents = self.tape.forward_tangents({leaf.index: t for leaf, t in zip(self.leaves, v)})
+        _, r = self.tape.backward(self.out.index, None, tangents, self.adjoints)
+        return [np.zeros_like(leaf.value) if r[leaf.index] is None else r[leaf.index] for leaf in self.leaves]
+
+
+def _stack(params, task_count):
+    """θ broadcast to (T, …): every task starts from the same initialisation (views, no copies)."""
+    return [np.broadcast_to(p, (task_count,) + np.shape(p)) for p in params]
+
+
+def _inner_loop(task_loss, theta, support, inner_lr, inner_steps, keep=False):
+    """S steps of θ ← θ − α ∇L^support(θ) for all tasks at once; optionally keep each step's trace."""
+    xs, ys = support
+    steps = []
+    for _ in range(inner_steps):
+        step = _Step(task_loss, theta, xs, ys)
+        g = step.grad()
+        theta = [p - inner_lr * gi for p, gi in zip(theta, g)]
+        if keep:
+            steps.append(step)
+    return theta, steps
+
+
+# ---------------------------------------------------------------------------------------- public algorithms
+def meta_gradient(task_loss, params, support, query, *, inner_lr, inner_steps, order=2):
+    """(L_meta(θ), ∇L_meta(θ)) for any per-task loss ``task_loss(params, x, y) -> (T,)``.
+
+    ``order=2``: the exact MAML meta-gradient, g ← (I − α H(θ^(k))) g for k = S−1 … 0.
+    ``order=1``: first-order MAML, g = (1/T) Σ_i ∇L_i^query(θ_i^(S)) (the H terms dropped).
+    """
+    _check_inner(inner_lr, inner_steps, order)
+    task_count = np.shape(support[0])[0]
+    theta0 = _stack(params, task_count)
+    theta, steps = _inner_loop(task_loss, theta0, support, inner_lr, inner_steps, keep=(order == 2))
+    outer = _Step(task_loss, theta, query[0], query[1], scale=1.0 / task_count)
+    g = outer.grad()
+    for step in reversed(steps):  # order 2 only: apply (I − α H) factors from the right
+        hg = step.hvp(g)
+        g = [gi - inner_lr * hi for gi, hi in zip(g, hg)]
+    grads = [np.sum(gi, axis=0) for gi in g]  # the meta-model θ is shared: sum the per-task pieces
+    return outer.value, grads
+
+
+def maml_gradient(params, support, query, *, inner_lr, inner_steps, order=2, loss="mse", activation="relu"):
+    """MAML's meta-loss and meta-gradient for an MLP (``order=1``: first-order MAML).
+
+    ``support = (xs, ys)``, ``query = (xq, yq)`` with a leading task axis. Returns ``(meta_loss, grads)``:
+    the mean over tasks of the query loss after S inner SGD steps of size α on the support set, and its
+    gradient with respect to ``params`` (a list shaped like ``params``).
+    """
+    validate_meta_batch(params, support, query, loss)
+    return meta_gradient(task_loss_fn(loss, activation), params, support, query,
+                         inner_lr=inner_lr, inner_steps=inner_steps, order=order)
+
+
+def fomaml_gradient(params, support, query, *, inner_lr, inner_steps, loss="mse", activation="relu"):
+    """First-order MAML (Finn et al. 2017 §5.2): the query gradient at θ^(S), applied to θ."""
+    return maml_gradient(params, support, query, inner_lr=inner_lr, inner_steps=inner_steps, order=1,
+                         loss=loss, activation=activation)
+
+
+def adapt(params, support, *, inner_lr, inner_steps, loss="mse", activation="relu"):
+    """θ_i^(S) for every task: S inner SGD steps from θ on each task's support set.
+
+    Returns new arrays with a leading task axis (T, …); ``params`` is never modified.
+    """
+    _check_inner(inner_lr, inner_steps)
+    task_count = validate_meta_batch(params, support, None, loss)
+    theta, _ = _inner_loop(task_loss_fn(loss, activation), _stack(params, task_count), support, inner_lr, inner_steps)
+    return [np.array(p) for p in theta]  # real copies, even for S = 0
+
+
+def adaptation_losses(params, support, query, *, inner_lr, steps, loss="mse", activation="relu"):
+    """Per-task query loss after each number of inner steps in ``steps`` (e.g. (0, 1, 10)).
+
+    Returns ``{s: array (T,)}``; one inner loop serves all the step counts.
+    """
+    validate_meta_batch(params, support, query, loss)
+    steps = sorted(set(int(s) for s in steps))
+    if not steps or steps[0] < 0:
+        raise ValueError(f"steps must be non-negative integers, got {steps}")
+    _check_inner(inner_lr, steps[-1])
+    task_loss = task_loss_fn(loss, activation)
+    theta = _stack(params, np.shape(support[0])[0])
+    out, done = {}, 0
+    for s in steps:
+        theta, _ = _inner_loop(task_loss, theta, support, inner_lr, s - done)
+        done = s
+        out[s] = np.asarray(task_loss(theta, query[0], query[1]))
+    return out
+
+
+def reptile_gradient(params, support, query, *, inner_lr, inner_steps, loss="mse", activation="relu"):
+    """Reptile (Nichol et al. 2018) as a pseudo-gradient: θ − mean_i θ_i^(S).
+
+    Feeding it to SGD with step ε gives Reptile's batched update θ ← θ + ε (mean_i θ_i^(S) − θ). The inner
+    loop runs on the support set; the returned loss is the query loss after adaptation (for monitoring).
+    """
+    validate_meta_batch(params, support, query, loss)
+    _check_inner(inner_lr, inner_steps)
+    if inner_steps == 0:
+        raise ValueError("inner_steps must be ≥ 1 for Reptile (with S = 0 its update is identically zero)")
+    task_loss = task_loss_fn(loss, activation)
+    theta, _ = _inner_loop(task_loss, _stack(params, np.shape(support[0])[0]), support, inner_lr, inner_steps)
+    meta_loss = float(np.mean(task_loss(theta, query[0], query[1])))
+    return meta_loss, [p - np.mean(t, axis=0) for p, t in zip(params, theta)]
+
+
+def multitask_gradient(params, support, query, *, loss="mse", activation="relu", **_ignored):
+    """Plain multi-task training: ∇ of the *unadapted* model's mean loss on all of each task's data.
+
+    This is what the article's §4 code computes, once its unused adaptation is stripped away.
+    """
+    validate_meta_batch(params, support, query, loss)
+    x = np.concatenate([support[0], query[0]], axis=1)
+    y = np.concatenate([support[1], query[1]], axis=1)
+    task_count = x.shape[0]
+    step = _Step(task_loss_fn(loss, activation), _stack(params, task_count), x, y, scale=1.0 / task_count)
+    return step.value, [np.sum(g, axis=0) for g in step.grad()]
+
+
+def article_section4_gradient(params, support, query, *, inner_lr, inner_steps, loss="mse", activation="relu"):
+    """The article's §4 ``maml_train`` update, as written: adapt a copy, then ignore it.
+
+    The article fine-tunes ``task_model`` for ``num_steps`` SGD steps, then computes the meta-loss with
+    ``model(task_data)`` — the *original* model — so the adapted parameters never reach the meta-update.
+    We run that adaptation too (it costs time and changes nothing) and return the unadapted model's
+    gradient: numerically identical to :func:`multitask_gradient` for every α and S (a test checks it).
+    """
+    adapted = adapt(params, support, inner_lr=inner_lr, inner_steps=inner_steps, loss=loss, activation=activation)
+    del adapted  # the article's task_model: computed, never used
+    return multitask_gradient(params, support, query, loss=loss, activation=activation)
+
+
+# name -> gradient function(params, support, query, *, inner_lr, inner_steps, loss, activation)
+ALGORITHMS = {
+    "maml": maml_gradient,
+    "fomaml": fomaml_gradient,
+    "reptile": reptile_gradient,
+    "multitask": multitask_gradient,
+    "article": article_section4_gradient,
+}

@@ -1,0 +1,512 @@
+"""The primitives: every operation the engine can differentiate, each in one entry.
+
+An entry is a class turned into a :class:`Primitive` by ``@primitive``. It holds four functions:
+
+``forward(*inputs, **params)``
+    the value, with NumPy.
+``vjp(i, g, out, inputs, **params)``
+    reverse mode: the cotangent of input i given the output cotangent ``g`` (ȳ). It may be returned in
+    the broadcast shape of the output; the engine's ``unbroadcast`` sums it down.
+``jvp(i, t, out, inputs, **params)``
+    forward mode: the contribution of input i's tangent ``t`` (ẋᵢ) to the output tangent ẏ.
+``vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, **params)``
+    the second-order rule: the derivative of ``vjp(i, g, …)`` when the primal inputs move along their
+    tangents (``None`` = zero), holding g fixed. With it the engine forms Pearlmutter's
+    R{x̄ᵢ} = vjp_i(R{ȳ}) + vjp_tangent_i. ``None`` as the whole rule means the vjp does not depend on the
+    primal inputs (the primitive is linear), so that term vanishes.
+
+Notation in the docstrings: y is the output, ȳ = g its cotangent, ẋ a tangent, R{·} the tangent of a
+backward quantity. ``PRIMITIVES`` is the registry; the test suite checks every entry in it.
+"""
+from __future__ import annotations
+
+import builtins
+import inspect
+
+import numpy as np
+
+from .core import apply
+
+PRIMITIVES: dict[str, "Primitive"] = {}
+
+__all__ = [
+    "PRIMITIVES", "Primitive", "primitive",
+    "add", "sub", "mul", "div", "neg", "power", "matmul", "sum", "mean", "reshape", "transpose",
+    "swapaxes", "broadcast_to", "getitem", "take_along_axis", "exp", "log", "tanh", "relu", "sigmoid",
+    "softplus", "logsumexp", "log_softmax", "square",
+]
+
+
+class Primitive:
+    """A differentiable operation: forward, vjp, jvp and vjp_tangent kept together.
+
+    The positional parameters of ``forward`` are its array inputs (what gets differentiated); its
+    keyword-only parameters are static settings (an axis, a shape, an exponent) with their defaults.
+    Calling the primitive accepts settings positionally after the inputs, e.g. ``sum(x, 0)``.
+    """
+
+    def __init__(self, name, forward, vjp, jvp, vjp_tangent, check=None, doc=""):
+        self.name, self.forward, self.vjp, self.jvp, self.vjp_tangent = name, forward, vjp, jvp, vjp_tangent
+        self.check = check
+        self.__doc__ = doc
+        sig = inspect.signature(forward).parameters.values()
+        self.input_names = tuple(p.name for p in sig if p.kind is p.POSITIONAL_OR_KEYWORD)
+        self.param_names = tuple(p.name for p in sig if p.kind is p.KEYWORD_ONLY)
+        self.defaults = {p.name: p.default for p in sig if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+
+    def __repr__(self):
+        return f"<primitive {self.name}({', '.join(self.input_names + self.param_names)})>"
+
+    def __call__(self, *args, **kwargs):
+        n = len(self.input_names)
+        if len(args) < n or len(args) > n + len(self.param_names):
+            raise TypeError(
+                f"{self.name} takes {n} array input(s) {self.input_names} and settings {self.param_names}; "
+                f"got {len(args)} positional argument(s)"
+            )
+        params = dict(self.defaults)
+        params.update(zip(self.param_names, args[n:]))
+        for key, value in kwargs.items():
+            if key not in self.param_names:
+                raise TypeError(f"{self.name} got an unexpected setting {key!r}; its settings are {self.param_names}")
+            params[key] = value
+        missing = [p for p in self.param_names if p not in params]
+        if missing:
+            raise TypeError(f"{self.name} needs the setting(s) {missing}")
+        return apply(self, *args[:n], **params)
+
+    def check_and_forward(self, inputs, params):
+        if self.check is not None:
+            self.check(*inputs, **params)
+        try:
+            return self.forward(*inputs, **params)
+        except ValueError as err:
+            shapes = ", ".join(str(np.shape(x)) for x in inputs)
+            raise ValueError(f"{self.name}: cannot apply to inputs of shapes {shapes}: {err}") from err
+
+
+def primitive(cls):
+    """Class decorator: collect forward/vjp/jvp/vjp_tangent (and optional check) into a registered Primitive."""
+    body = vars(cls)
+    for required in ("forward", "vjp", "jvp", "vjp_tangent"):
+        if required not in body:
+            raise TypeError(f"primitive {cls.__name__} lacks its {required} rule")
+    prim = Primitive(cls.__name__, body["forward"], body["vjp"], body["jvp"], body["vjp_tangent"],
+                     body.get("check"), cls.__doc__ or "")
+    if prim.name in PRIMITIVES:
+        raise ValueError(f"a primitive named {prim.name!r} is already registered")
+    PRIMITIVES[prim.name] = prim
+    return prim
+
+
+def _sum_none(a, b):
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+# ---------------------------------------------------------------------------------------- arithmetic
+@primitive
+class add:
+    """y = a + b (broadcasting). Linear: ȳ flows unchanged to both; ẏ = ȧ + ḃ; no second-order term."""
+
+    def forward(a, b): return a + b
+    def vjp(i, g, out, inputs): return g
+    def jvp(i, t, out, inputs): return t
+    vjp_tangent = None
+
+
+@primitive
+class sub:
+    """y = a − b. Linear: ā = ȳ, b̄ = −ȳ; ẏ = ȧ − ḃ; no second-order term."""
+
+    def forward(a, b): return a - b
+    def vjp(i, g, out, inputs): return g if i == 0 else -g
+    def jvp(i, t, out, inputs): return t if i == 0 else -t
+    vjp_tangent = None
+
+
+@primitive
+class neg:
+    """y = −x. Linear: x̄ = −ȳ; ẏ = −ẋ."""
+
+    def forward(x): return -x
+    def vjp(i, g, out, inputs): return -g
+    def jvp(i, t, out, inputs): return -t
+    vjp_tangent = None
+
+
+@primitive
+class mul:
+    """y = a ⊙ b.
+
+    vjp:  ā = ȳ ⊙ b,  b̄ = ȳ ⊙ a                      (∂y/∂a = b, ∂y/∂b = a)
+    jvp:  ẏ = ȧ ⊙ b + a ⊙ ḃ                           (product rule)
+    2nd:  R{ā} − vjp(R{ȳ}) = ȳ ⊙ ḃ,  R{b̄} − vjp(R{ȳ}) = ȳ ⊙ ȧ   (ā = ȳ ⊙ b is linear in b)
+    """
+
+    def forward(a, b): return a * b
+    def vjp(i, g, out, inputs): return g * inputs[1 - i]
+    def jvp(i, t, out, inputs): return t * inputs[1 - i]
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents):
+        other = input_tangents[1 - i]
+        return None if other is None else g * other
+
+
+@primitive
+class div:
+    """y = a / b.
+
+    vjp:  ā = ȳ / b,  b̄ = −ȳ a / b² = −ȳ y / b
+    jvp:  ẏ = ȧ / b − a ḃ / b²
+    2nd:  d(ȳ/b) = −ȳ ḃ / b²;   d(−ȳ a/b²) = −ȳ ȧ / b² + 2 ȳ a ḃ / b³
+    """
+
+    def forward(a, b): return a / b
+
+    def vjp(i, g, out, inputs):
+        return g / inputs[1] if i == 0 else -g * out / inputs[1]
+
+    def jvp(i, t, out, inputs):
+        return t / inputs[1] if i == 0 else -t * out / inputs[1]
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents):
+        a, b = inputs
+        ta, tb = input_tangents
+        b2 = b * b
+        if i == 0:
+            return None if tb is None else -g * tb / b2
+        term = None if ta is None else -g * ta / b2
+        if tb is not None:
+            term = _sum_none(term, 2.0 * g * a * tb / (b2 * b))
+        return term
+
+
+@primitive
+class power:
+    """y = x^p for a constant real p.
+
+    vjp:  x̄ = ȳ p x^(p−1)
+    jvp:  ẏ = p x^(p−1) ẋ
+    2nd:  d(ȳ p x^(p−1)) = ȳ p (p−1) x^(p−2) ẋ
+    """
+
+    def check(x, *, p):
+        if not isinstance(p, (int, float)) or isinstance(p, bool):
+            raise TypeError(f"power: exponent p must be a Python int or float constant, got {type(p).__name__}")
+
+    def forward(x, *, p): return x ** p
+    def vjp(i, g, out, inputs, p): return g * (p * inputs[0] ** (p - 1))
+    def jvp(i, t, out, inputs, p): return t * (p * inputs[0] ** (p - 1))
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, p):
+        return g * (p * (p - 1) * inputs[0] ** (p - 2)) * input_tangents[0]
+
+
+@primitive
+class square:
+    """y = x². Same as power(x, 2) but cheaper (the MSE loss uses it).
+
+    vjp: x̄ = 2 ȳ x;  jvp: ẏ = 2 x ẋ;  2nd: d(2 ȳ x) = 2 ȳ ẋ
+    """
+
+    def forward(x): return x * x
+    def vjp(i, g, out, inputs): return 2.0 * g * inputs[0]
+    def jvp(i, t, out, inputs): return 2.0 * inputs[0] * t
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return 2.0 * g * input_tangents[0]
+
+
+def _swap_last(x):
+    return np.swapaxes(x, -1, -2)
+
+
+@primitive
+class matmul:
+    """Y = A B over the last two axes, leading axes broadcast (batched matmul; both inputs ≥ 2-D).
+
+    vjp:  Ā = Ȳ Bᵀ,  B̄ = Aᵀ Ȳ        (then summed over broadcast batch axes by unbroadcast)
+    jvp:  Ẏ = Ȧ B + A Ḃ
+    2nd:  Ā = Ȳ Bᵀ is linear in B:  R{Ā} − vjp(R{Ȳ}) = Ȳ Ḃᵀ;  likewise R{B̄} − vjp(R{Ȳ}) = Ȧᵀ Ȳ
+    """
+
+    def check(a, b):
+        if np.ndim(a) < 2 or np.ndim(b) < 2:
+            raise ValueError(
+                f"matmul: both inputs must have at least 2 axes (…, n, k) @ (…, k, m); got shapes "
+                f"{np.shape(a)} and {np.shape(b)} (reshape vectors to (1, k) or (k, 1))"
+            )
+        if np.shape(a)[-1] != np.shape(b)[-2]:
+            raise ValueError(
+                f"matmul: a has shape {np.shape(a)} and b has shape {np.shape(b)}; a.shape[-1] "
+                f"({np.shape(a)[-1]}) must equal b.shape[-2] ({np.shape(b)[-2]})"
+            )
+
+    def forward(a, b): return a @ b
+
+    def vjp(i, g, out, inputs):
+        a, b = inputs
+        return g @ _swap_last(b) if i == 0 else _swap_last(a) @ g
+
+    def jvp(i, t, out, inputs):
+        a, b = inputs
+        return t @ b if i == 0 else a @ t
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents):
+        ta, tb = input_tangents
+        if i == 0:
+            return None if tb is None else g @ _swap_last(tb)
+        return None if ta is None else _swap_last(ta) @ g
+
+
+# ---------------------------------------------------------------------------------------- reductions / shape
+def _normalize_axis(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or not -ndim <= a < builtins.max(ndim, 1):
+            raise ValueError(f"axis {axis!r} is out of range for an input with {ndim} axes")
+        out.append(int(a) % builtins.max(ndim, 1))
+    return tuple(sorted(out))
+
+
+def _expand_back(g, shape, axis, keepdims):
+    """Broadcast a reduced cotangent back to the input's shape."""
+    if not keepdims:
+        g = np.expand_dims(g, _normalize_axis(axis, len(shape)))
+    return np.broadcast_to(g, shape)
+
+
+@primitive
+class sum:
+    """y = Σ_axis x. Linear: x̄ = ȳ broadcast back over the summed axes; ẏ = Σ_axis ẋ."""
+
+    def check(x, *, axis=None, keepdims=False):
+        _normalize_axis(axis, np.ndim(x))
+
+    def forward(x, *, axis=None, keepdims=False): return np.sum(x, axis=axis, keepdims=keepdims)
+    def vjp(i, g, out, inputs, axis, keepdims): return _expand_back(g, np.shape(inputs[0]), axis, keepdims)
+    def jvp(i, t, out, inputs, axis, keepdims): return np.sum(t, axis=axis, keepdims=keepdims)
+    vjp_tangent = None
+
+
+def _count(shape, axis):
+    n = 1
+    for a in _normalize_axis(axis, len(shape)):
+        n *= shape[a]
+    return n
+
+
+@primitive
+class mean:
+    """y = (1/n) Σ_axis x. Linear: x̄ = ȳ/n broadcast back; ẏ = mean_axis ẋ."""
+
+    def check(x, *, axis=None, keepdims=False):
+        _normalize_axis(axis, np.ndim(x))
+
+    def forward(x, *, axis=None, keepdims=False): return np.mean(x, axis=axis, keepdims=keepdims)
+
+    def vjp(i, g, out, inputs, axis, keepdims):
+        shape = np.shape(inputs[0])
+        return _expand_back(g / _count(shape, axis), shape, axis, keepdims)
+
+    def jvp(i, t, out, inputs, axis, keepdims): return np.mean(t, axis=axis, keepdims=keepdims)
+    vjp_tangent = None
+
+
+@primitive
+class reshape:
+    """y = x viewed with another shape. Linear: x̄ = ȳ reshaped back; ẏ = ẋ reshaped."""
+
+    def forward(x, *, shape): return np.reshape(x, shape)
+    def vjp(i, g, out, inputs, shape): return np.reshape(g, np.shape(inputs[0]))
+    def jvp(i, t, out, inputs, shape): return np.reshape(t, np.shape(out))
+    vjp_tangent = None
+
+
+@primitive
+class transpose:
+    """y = x with axes permuted by ``axes`` (None: reversed). Linear: x̄ = ȳ permuted by the inverse."""
+
+    def forward(x, *, axes=None): return np.transpose(x, axes)
+
+    def vjp(i, g, out, inputs, axes):
+        if axes is None:
+            return np.transpose(g)
+        return np.transpose(g, np.argsort(axes))
+
+    def jvp(i, t, out, inputs, axes): return np.transpose(t, axes)
+    vjp_tangent = None
+
+
+@primitive
+class broadcast_to:
+    """y = x broadcast to ``shape``. Linear: x̄ = ȳ summed back (the engine's unbroadcast does it)."""
+
+    def forward(x, *, shape): return np.broadcast_to(x, shape)
+    def vjp(i, g, out, inputs, shape): return g
+    def jvp(i, t, out, inputs, shape): return np.broadcast_to(t, shape)
+    vjp_tangent = None
+
+
+@primitive
+class getitem:
+    """y = x[key] (basic or advanced indexing). Linear: x̄ = zeros with ȳ scattered-added at key."""
+
+    def forward(x, *, key): return x[key]
+
+    def vjp(i, g, out, inputs, key):
+        x = inputs[0]
+        ct = np.zeros(np.shape(x), dtype=np.result_type(x, g))
+        np.add.at(ct, key, g)
+        return ct
+
+    def jvp(i, t, out, inputs, key): return t[key]
+    vjp_tangent = None
+
+
+@primitive
+class take_along_axis:
+    """y = x picked at integer ``indices`` along ``axis`` (np.take_along_axis); the cross-entropy's pick.
+
+    Linear: x̄ = zeros with ȳ put back at the picked places; ẏ = ẋ picked the same way.
+    """
+
+    def check(x, *, indices, axis):
+        if not np.issubdtype(np.asarray(indices).dtype, np.integer):
+            raise TypeError(f"take_along_axis: indices must be integers, got dtype {np.asarray(indices).dtype}")
+
+    def forward(x, *, indices, axis): return np.take_along_axis(x, indices, axis=axis)
+
+    def vjp(i, g, out, inputs, indices, axis):
+        x = inputs[0]
+        ct = np.zeros(np.shape(x), dtype=np.result_type(x, g))
+        np.put_along_axis(ct, indices, g, axis=axis)  # indices along axis are distinct per slice for a pick
+        return ct
+
+    def jvp(i, t, out, inputs, indices, axis): return np.take_along_axis(t, indices, axis=axis)
+    vjp_tangent = None
+
+
+# ---------------------------------------------------------------------------------------- elementwise
+@primitive
+class exp:
+    """y = eˣ.  vjp: x̄ = ȳ y;  jvp: ẏ = y ẋ;  2nd: d(ȳ eˣ) = ȳ y ẋ."""
+
+    def forward(x): return np.exp(x)
+    def vjp(i, g, out, inputs): return g * out
+    def jvp(i, t, out, inputs): return t * out
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return g * out_tangent
+
+
+@primitive
+class log:
+    """y = ln x.  vjp: x̄ = ȳ / x;  jvp: ẏ = ẋ / x;  2nd: d(ȳ/x) = −ȳ ẋ / x²."""
+
+    def forward(x): return np.log(x)
+    def vjp(i, g, out, inputs): return g / inputs[0]
+    def jvp(i, t, out, inputs): return t / inputs[0]
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents):
+        x = inputs[0]
+        return -g * input_tangents[0] / (x * x)
+
+
+@primitive
+class tanh:
+    """y = tanh x.  vjp: x̄ = ȳ (1 − y²);  jvp: ẏ = (1 − y²) ẋ;  2nd: d(ȳ(1 − y²)) = −2 ȳ y ẏ."""
+
+    def forward(x): return np.tanh(x)
+    def vjp(i, g, out, inputs): return g * (1.0 - out * out)
+    def jvp(i, t, out, inputs): return t * (1.0 - out * out)
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return -2.0 * g * out * out_tangent
+
+
+@primitive
+class relu:
+    """y = max(x, 0).  vjp: x̄ = ȳ [x > 0];  jvp: ẏ = [x > 0] ẋ;  2nd: d[x > 0]/dx = 0 away from the kink.
+
+    At x = 0 the derivative is taken as 0 (the convention of PyTorch and JAX).
+    """
+
+    def forward(x): return np.maximum(x, 0)
+    def vjp(i, g, out, inputs): return g * (inputs[0] > 0)
+    def jvp(i, t, out, inputs): return t * (inputs[0] > 0)
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return None
+
+
+@primitive
+class sigmoid:
+    """y = σ(x) = 1/(1 + e⁻ˣ).  vjp: x̄ = ȳ y(1 − y);  jvp: ẏ = y(1 − y) ẋ;
+    2nd: d(ȳ y(1 − y)) = ȳ (1 − 2y) ẏ."""
+
+    def forward(x):
+        # two branches so that neither exp overflows
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+    def vjp(i, g, out, inputs): return g * out * (1.0 - out)
+    def jvp(i, t, out, inputs): return t * out * (1.0 - out)
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return g * (1.0 - 2.0 * out) * out_tangent
+
+
+@primitive
+class softplus:
+    """y = ln(1 + eˣ).  y' = σ(x), y'' = σ(x)(1 − σ(x)).
+    vjp: x̄ = ȳ σ(x);  jvp: ẏ = σ(x) ẋ;  2nd: d(ȳ σ(x)) = ȳ σ(x)(1 − σ(x)) ẋ."""
+
+    def forward(x): return np.logaddexp(0.0, x)
+    def vjp(i, g, out, inputs): return g * sigmoid.forward(inputs[0])
+    def jvp(i, t, out, inputs): return t * sigmoid.forward(inputs[0])
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents):
+        s = sigmoid.forward(inputs[0])
+        return g * s * (1.0 - s) * input_tangents[0]
+
+
+@primitive
+class logsumexp:
+    """y = ln Σ_axis eˣ, computed stably. With p = softmax(x) = e^(x − y):
+    vjp: x̄ = ȳ p;  jvp: ẏ = Σ_axis p ẋ;  2nd: d(ȳ p) = ȳ p ⊙ (ẋ − ẏ)  (since dp = p ⊙ (ẋ − ẏ))."""
+
+    def check(x, *, axis=None, keepdims=False):
+        _normalize_axis(axis, np.ndim(x))
+
+    def forward(x, *, axis=None, keepdims=False):
+        m = np.max(x, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        y = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        return y if keepdims else np.squeeze(y, axis=_normalize_axis(axis, np.ndim(x)))
+
+    def vjp(i, g, out, inputs, axis, keepdims):
+        x = inputs[0]
+        p = np.exp(x - _expand_back(out, np.shape(x), axis, keepdims))
+        return _expand_back(g, np.shape(x), axis, keepdims) * p
+
+    def jvp(i, t, out, inputs, axis, keepdims):
+        x = inputs[0]
+        p = np.exp(x - _expand_back(out, np.shape(x), axis, keepdims))
+        return np.sum(p * t, axis=axis, keepdims=keepdims)
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, axis, keepdims):
+        x = inputs[0]
+        shape = np.shape(x)
+        p = np.exp(x - _expand_back(out, shape, axis, keepdims))
+        return _expand_back(g, shape, axis, keepdims) * p * (input_tangents[0] - _expand_back(out_tangent, shape, axis, keepdims))
+
+
+
+
+# ---------------------------------------------------------------------------------------- composites
+def swapaxes(x, axis1, axis2):
+    """Exchange two axes (a transpose)."""
+    axes = list(range(np.ndim(x.value if hasattr(x, "value") else x)))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return transpose(x, tuple(axes))
+
+
+def log_softmax(x, axis=-1):
+    """log softmax(x) = x − logsumexp(x): a composite of two primitives, so it needs no rules of its own."""
+    return sub(x, logsumexp(x, axis=axis, keepdims=True))
