@@ -85,17 +85,25 @@ class Primitive:
             raise ValueError(f"{self.name}: cannot apply to inputs of shapes {shapes}: {err}") from err
 
 
-def primitive(cls):
-    """Class decorator: collect forward/vjp/jvp/vjp_tangent (and optional check) into a registered Primitive."""
+def primitive(cls=None, *, register=True):
+    """Class decorator: collect forward/vjp/jvp/vjp_tangent (and optional check) into a Primitive.
+
+    ``@primitive`` registers it in ``PRIMITIVES`` (the library's own set, all of which the test suite
+    checks); ``primitive(cls, register=False)`` builds one without registering, for exercises and
+    experiments.
+    """
+    if cls is None:
+        return lambda c: primitive(c, register=register)
     body = vars(cls)
     for required in ("forward", "vjp", "jvp", "vjp_tangent"):
         if required not in body:
             raise TypeError(f"primitive {cls.__name__} lacks its {required} rule")
     prim = Primitive(cls.__name__, body["forward"], body["vjp"], body["jvp"], body["vjp_tangent"],
                      body.get("check"), cls.__doc__ or "")
-    if prim.name in PRIMITIVES:
-        raise ValueError(f"a primitive named {prim.name!r} is already registered")
-    PRIMITIVES[prim.name] = prim
+    if register:
+        if prim.name in PRIMITIVES:
+            raise ValueError(f"a primitive named {prim.name!r} is already registered")
+        PRIMITIVES[prim.name] = prim
     return prim
 
 

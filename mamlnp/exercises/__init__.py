@@ -1,0 +1,43 @@
+"""Checkers for the chapters' classroom exercises.
+
+Each chapter has a module here (``ch03_1``, ``ch03_2``, ``ch03_3``) whose ``check_*`` functions take a
+student's answer and return :class:`Feedback`: truthy when the answer is right, and otherwise a message
+that says what is wrong (which rule, which input, by how much). A stub that still raises
+``NotImplementedError`` gets a "not attempted yet" feedback instead of an exception, so a notebook
+with unanswered exercises still runs top to bottom. Reference solutions live in ``chapters/solutions/``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Feedback", "attempt"]
+
+
+@dataclass
+class Feedback:
+    exercise: str
+    passed: bool
+    message: str
+    details: list = field(default_factory=list)
+
+    def __bool__(self):
+        return self.passed
+
+    def __str__(self):
+        head = f"[{self.exercise}] {'PASSED' if self.passed else 'NOT YET'}: {self.message}"
+        return "\n".join([head] + [f"  - {d}" for d in self.details])
+
+    def _repr_pretty_(self, printer, cycle):  # IPython shows the explanation, not a dataclass repr
+        printer.text(str(self))
+
+
+def attempt(exercise, fn, *args, **kwargs):
+    """Call the student's ``fn``; return ``(result, None)`` or ``(None, Feedback)`` if it is still a stub.
+
+    Only ``NotImplementedError`` is turned into feedback; any other exception propagates, because it is
+    a bug the student must see with its traceback.
+    """
+    try:
+        return fn(*args, **kwargs), None
+    except NotImplementedError:
+        return None, Feedback(exercise, False, "not attempted yet (the stub still raises NotImplementedError)")
