@@ -88,8 +88,18 @@ def _float64_copy(params, name):
     for path, leaf in zip(leaf_paths(treedef, name), leaves):
         if not np.all(np.isfinite(leaf)):
             bad = np.argwhere(~np.isfinite(leaf))[0]
-            raise ValueError(f"{path} contains NaN or inf (first at index {tuple(bad)}); finite differences need finite inputs")
+            raise ValueError(f"{path} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
+                             "finite differences need finite inputs")
     return [np.array(x, dtype=np.float64) for x in leaves], treedef
+
+
+def _check_finite_args(args):
+    """Data passed through ``*args`` must be finite too: a NaN there would only show up as a failed check."""
+    for k, arg in enumerate(args):
+        if isinstance(arg, (np.ndarray, float, np.floating)) and np.asarray(arg).dtype.kind in "fc":
+            if not np.all(np.isfinite(arg)):
+                raise ValueError(f"args[{k}] (shape {np.shape(arg)}) contains NaN or inf; finite differences need "
+                                 "finite inputs")
 
 
 def _scalar(value, what):
@@ -106,6 +116,7 @@ def check_grad(f, params, *args, eps=1e-6, rtol=DEFAULT_RTOL):
     of f for n parameters: meant for small models.
     """
     leaves, treedef = _float64_copy(params, "params")
+    _check_finite_args(args)
     base = tree_unflatten(treedef, leaves)
     analytic = Trace(f, base, args).grad()
     numeric = []
@@ -135,6 +146,7 @@ def check_hvp(f, params, v, *args, eps=1e-5, rtol=DEFAULT_RTOL):
     :func:`check_grad`); the HVP under test comes from the second-order rules only.
     """
     leaves, treedef = _float64_copy(params, "params")
+    _check_finite_args(args)
     v_leaves = [np.array(x, dtype=np.float64) for x in check_same_structure(v, params, "v")]
     for path, x in zip(leaf_paths(treedef, "v"), v_leaves):
         if not np.all(np.isfinite(x)):

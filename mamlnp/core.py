@@ -108,7 +108,7 @@ class Tape:
             for i, p in enumerate(parents):
                 if p < 0:
                     continue
-                shape = np.shape(inputs[i])
+                shape = inputs[i].shape  # a parent's value is always an ndarray (or numpy scalar)
                 if not reuse:
                     ct = unbroadcast(prim.vjp(i, g, out, inputs, **params), shape)
                     prev = adjoints[p]
@@ -129,7 +129,7 @@ class Tape:
 
 def unbroadcast(x, shape):
     """Sum ``x`` down to ``shape``: the adjoint of numpy broadcasting, done once for every rule."""
-    x_shape = np.shape(x)
+    x_shape = x.shape if hasattr(x, "shape") else np.shape(x)
     if x_shape == shape:
         return x
     lead = len(x_shape) - len(shape)

@@ -131,6 +131,7 @@ def _stack(params, task_count):
 def _inner_loop(task_loss, theta, support, inner_lr, inner_steps, keep=False):
     """S steps of θ ← θ − α ∇L^support(θ) for all tasks at once; optionally keep each step's trace."""
     xs, ys = support
+    inner_lr = float(inner_lr)  # a NumPy float64 scalar would promote float32 parameters
     steps = []
     for _ in range(inner_steps):
         step = _Step(task_loss, theta, xs, ys)
@@ -149,6 +150,7 @@ def meta_gradient(task_loss, params, support, query, *, inner_lr, inner_steps, o
     ``order=1``: first-order MAML, g = (1/T) Σ_i ∇L_i^query(θ_i^(S)) (the H terms dropped).
     """
     _check_inner(inner_lr, inner_steps, order)
+    inner_lr = float(inner_lr)  # a NumPy float64 scalar would promote float32 parameters
     task_count = np.shape(support[0])[0]
     theta0 = _stack(params, task_count)
     theta, steps = _inner_loop(task_loss, theta0, support, inner_lr, inner_steps, keep=(order == 2))
@@ -196,6 +198,9 @@ def adaptation_losses(params, support, query, *, inner_lr, steps, loss="mse", ac
     Returns ``{s: array (T,)}``; one inner loop serves all the step counts.
     """
     validate_meta_batch(params, support, query, loss)
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"steps must hold integers (inner step counts), got {s!r} of type {type(s).__name__}")
     steps = sorted(set(int(s) for s in steps))
     if not steps or steps[0] < 0:
         raise ValueError(f"steps must be non-negative integers, got {steps}")

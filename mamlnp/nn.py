@@ -27,10 +27,12 @@ def init_mlp(sizes, rng, *, scheme="maml", dtype=np.float64):
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     sizes = list(sizes)
-    if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+    if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1 for s in sizes):
         raise ValueError(f"sizes must be at least two positive integers (input, …, output), got {sizes}")
     if scheme not in ("maml", "glorot"):
         raise ValueError(f"scheme must be 'maml' or 'glorot', got {scheme!r}")
+    if not np.issubdtype(np.dtype(dtype), np.floating):  # an integer cast would round the weights to 0
+        raise ValueError(f"dtype must be a floating-point type (float32 or float64), got {np.dtype(dtype)}")
     params = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         if scheme == "maml":
@@ -55,7 +57,8 @@ def mlp(params, x, activation="relu"):
     """f_θ(x): affine layers with ``activation`` between them (none after the last).
 
     ``x``: (…, n, in). Parameters with a leading task axis (T, in, out) / (T, out) pair with x of shape
-    (T, n, in). Works on plain arrays (fast evaluation) and on traced values (differentiation).
+    (T, n, in). Works on plain arrays (fast evaluation) and on traced values (differentiation). Each layer
+    is one ``ops.affine`` node (x W + b with b added to every row).
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -65,11 +68,7 @@ def mlp(params, x, activation="relu"):
     n_layers = len(params) // 2
     h = x
     for layer in range(n_layers):
-        w, b = params[2 * layer], params[2 * layer + 1]
-        w_shape, b_shape = np.shape(value_of(w)), np.shape(value_of(b))
-        if len(w_shape) > 2:  # task axis: b (T, out) -> (T, 1, out) so it broadcasts over the n points
-            b = ops.reshape(b, b_shape[:-1] + (1, b_shape[-1]))
-        h = ops.add(ops.matmul(h, w), b)
+        h = ops.affine(h, params[2 * layer], params[2 * layer + 1])
         if layer < n_layers - 1:
             h = act(h)
     return h

@@ -31,7 +31,7 @@ PRIMITIVES: dict[str, "Primitive"] = {}
 
 __all__ = [
     "PRIMITIVES", "Primitive", "primitive",
-    "add", "sub", "mul", "div", "neg", "power", "matmul", "sum", "mean", "reshape", "transpose",
+    "add", "affine", "sub", "mul", "div", "neg", "power", "matmul", "sum", "mean", "reshape", "transpose",
     "swapaxes", "broadcast_to", "getitem", "take_along_axis", "exp", "log", "tanh", "relu", "sigmoid",
     "softplus", "logsumexp", "log_softmax", "square",
 ]
@@ -58,6 +58,8 @@ class Primitive:
         return f"<primitive {self.name}({', '.join(self.input_names + self.param_names)})>"
 
     def __call__(self, *args, **kwargs):
+        if not self.param_names and not kwargs and len(args) == len(self.input_names):
+            return apply(self, *args)  # the hot path: no settings to bind
         n = len(self.input_names)
         if len(args) < n or len(args) > n + len(self.param_names):
             raise TypeError(
@@ -229,6 +231,14 @@ def _swap_last(x):
     return np.swapaxes(x, -1, -2)
 
 
+def _mm(a, b):
+    """a @ b; when the contracted axis has length 1 it is an outer product, and broadcasting ``*`` gives
+    the identical numbers several times faster than batched matmul (the 1-40-40-1 net's first and last layers)."""
+    if a.shape[-1] == 1:
+        return a * b
+    return a @ b
+
+
 @primitive
 class matmul:
     """Y = A B over the last two axes, leading axes broadcast (batched matmul; both inputs ≥ 2-D).
@@ -250,21 +260,66 @@ class matmul:
                 f"({np.shape(a)[-1]}) must equal b.shape[-2] ({np.shape(b)[-2]})"
             )
 
-    def forward(a, b): return a @ b
+    def forward(a, b): return _mm(a, b)
 
     def vjp(i, g, out, inputs):
         a, b = inputs
-        return g @ _swap_last(b) if i == 0 else _swap_last(a) @ g
+        return _mm(g, _swap_last(b)) if i == 0 else _mm(_swap_last(a), g)
 
     def jvp(i, t, out, inputs):
         a, b = inputs
-        return t @ b if i == 0 else a @ t
+        return _mm(t, b) if i == 0 else _mm(a, t)
 
     def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents):
         ta, tb = input_tangents
         if i == 0:
-            return None if tb is None else g @ _swap_last(tb)
-        return None if ta is None else _swap_last(ta) @ g
+            return None if tb is None else _mm(g, _swap_last(tb))
+        return None if ta is None else _mm(_swap_last(ta), g)
+
+
+@primitive
+class affine:
+    """Y = X W + b, a dense layer in one node: X (…, n, k), W (…, k, m), b (…, m) added to every row.
+
+    Equivalent to add(matmul(X, W), b[..., None, :]) but recorded as one node (MLPs are hot paths).
+    vjp:  X̄ = Ȳ Wᵀ,  W̄ = Xᵀ Ȳ,  b̄ = Σ_rows Ȳ
+    jvp:  Ẏ = Ẋ W + X Ẇ + ḃ
+    2nd:  R{X̄} − vjp(R{Ȳ}) = Ȳ Ẇᵀ;  R{W̄} − vjp(R{Ȳ}) = Ẋᵀ Ȳ;  b̄ does not depend on X, W, b: no term
+    """
+
+    def check(x, w, b):
+        if np.ndim(x) < 2 or np.ndim(w) < 2 or np.ndim(b) < 1:
+            raise ValueError(f"affine: need x (…, n, k), w (…, k, m), b (…, m); got shapes "
+                             f"{np.shape(x)}, {np.shape(w)}, {np.shape(b)}")
+        if np.shape(x)[-1] != np.shape(w)[-2] or np.shape(b)[-1] != np.shape(w)[-1]:
+            raise ValueError(f"affine: x {np.shape(x)} @ w {np.shape(w)} + b {np.shape(b)} do not fit: need "
+                             f"x.shape[-1] == w.shape[-2] and b.shape[-1] == w.shape[-1]")
+
+    def forward(x, w, b): return _mm(x, w) + b[..., None, :]
+
+    def vjp(i, g, out, inputs):
+        x, w, b = inputs
+        if i == 0:
+            return _mm(g, _swap_last(w))
+        if i == 1:
+            return _mm(_swap_last(x), g)
+        return np.sum(g, axis=-2)
+
+    def jvp(i, t, out, inputs):
+        x, w, b = inputs
+        if i == 0:
+            return _mm(t, w)
+        if i == 1:
+            return _mm(x, t)
+        return t[..., None, :]
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents):
+        tx, tw, _ = input_tangents
+        if i == 0:
+            return None if tw is None else _mm(g, _swap_last(tw))
+        if i == 1:
+            return None if tx is None else _mm(_swap_last(tx), g)
+        return None
 
 
 # ---------------------------------------------------------------------------------------- reductions / shape
@@ -343,7 +398,7 @@ class transpose:
     def vjp(i, g, out, inputs, axes):
         if axes is None:
             return np.transpose(g)
-        return np.transpose(g, np.argsort(axes))
+        return np.transpose(g, np.argsort([a % np.ndim(g) for a in axes]))  # negative axes allowed, as in numpy
 
     def jvp(i, t, out, inputs, axes): return np.transpose(t, axes)
     vjp_tangent = None
@@ -391,7 +446,15 @@ class take_along_axis:
     def vjp(i, g, out, inputs, indices, axis):
         x = inputs[0]
         ct = np.zeros(np.shape(x), dtype=np.result_type(x, g))
-        np.put_along_axis(ct, indices, g, axis=axis)  # indices along axis are distinct per slice for a pick
+        # np.add.at accumulates where an index repeats or where x broadcast against indices;
+        # np.put_along_axis would keep only one of the contributions.
+        if axis is None:
+            np.add.at(ct.reshape(-1), indices, g)  # reshape of a fresh array is a view: writes into ct
+            return ct
+        axis = axis % ct.ndim
+        index = tuple(indices if k == axis else np.arange(n).reshape([-1 if d == k else 1 for d in range(ct.ndim)])
+                      for k, n in enumerate(ct.shape))
+        np.add.at(ct, index, g)
         return ct
 
     def jvp(i, t, out, inputs, indices, axis): return np.take_along_axis(t, indices, axis=axis)

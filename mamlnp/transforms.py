@@ -92,26 +92,32 @@ class Trace:
             self._adjoints = self.tape.backward(self.out.index, self._seed())
         return self._leaf_results(self._adjoints)
 
+    def _leaf_tangents(self, v):
+        """{tape index: tangent} for a direction v that mirrors params, each cast to its leaf's dtype
+        (so float32 params give float32 results even for a float64 v)."""
+        v_leaves = check_same_structure(v, self.params, "v")
+        for path, leaf in zip(leaf_paths(self.treedef, "v"), v_leaves):
+            if leaf.dtype.kind != "f":
+                raise TypeError(f"{path} has dtype {leaf.dtype}; expected a floating-point array")
+        return {var.index: t.astype(var.value.dtype, copy=False) for var, t in zip(self.leaf_vars, v_leaves)}
+
     def hvp(self, v):
         """H·v (H = ∇²f at params) by Pearlmutter's R-operator over the recorded tape."""
         self._require_scalar("hvp")
-        v_leaves = check_same_structure(v, self.params, "v")
-        for path, leaf, var in zip(leaf_paths(self.treedef, "v"), v_leaves, self.leaf_vars):
-            if leaf.dtype.kind != "f":
-                raise TypeError(f"{path} has dtype {leaf.dtype}; expected a floating-point array")
+        leaf_tangents = self._leaf_tangents(v)
         if not self._connected():
             return self._leaf_results([])
-        tangents = self.tape.forward_tangents({var.index: t for var, t in zip(self.leaf_vars, v_leaves)})
+        tangents = self.tape.forward_tangents(leaf_tangents)
         adjoints, r_adjoints = self.tape.backward(self.out.index, self._seed(), tangents, self._adjoints)
         self._adjoints = adjoints
         return self._leaf_results(r_adjoints)
 
     def jvp(self, v):
         """The tangent of the output along v (any output shape)."""
-        v_leaves = check_same_structure(v, self.params, "v")
+        leaf_tangents = self._leaf_tangents(v)
         if not self._connected():
             return np.zeros_like(self.value)
-        tangents = self.tape.forward_tangents({var.index: t for var, t in zip(self.leaf_vars, v_leaves)})
+        tangents = self.tape.forward_tangents(leaf_tangents)
         t = tangents[self.out.index]
         return np.zeros_like(self.value) if t is None else np.asarray(t)
 

@@ -1,0 +1,220 @@
+"""Benchmarks that print figures (``python -m mamlnp bench …``); nothing here is a test.
+
+``bench hvp``   time of ``grad`` and ``hvp`` for the loss of a 1-40-40-1 MLP on 25 tasks × 10 points.
+``bench meta``  ms per meta-step (sample + meta-gradient + Adam) in the MAML paper's sinusoid setting
+                (1-40-40-1 ReLU, 25 tasks, K = 10 support + 10 query, α = 0.01) for orders 2/1, S = 1/5,
+                float64/float32; with ``--torch``, the same step in PyTorch ``torch.func`` (vmap + grad of grad)
+                timed in the same run, if torch is installed (it is never a dependency of mamlnp).
+
+Timings are the median over ``--repeats`` blocks of ``--steps`` meta-steps after a warm-up. Run with
+``OMP_NUM_THREADS=1`` for single-thread figures comparable across machines.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from . import hvp as hvp_transform, grad as grad_transform, trace
+from .losses import task_mse
+from .meta import maml_gradient, ALGORITHMS
+from .nn import init_mlp, mlp
+from .optim import Adam
+from .perf import keep_freed_memory
+from .tasks import SinusoidTasks
+
+__all__ = ["main", "time_block"]
+
+_ALLOCATOR_TUNED = False
+
+
+def time_block(fn, steps, repeats, warmup=20):
+    """Median seconds per call of ``fn`` over ``repeats`` blocks of ``steps`` calls (after ``warmup`` calls)."""
+    for _ in range(warmup):
+        fn()
+    blocks = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        blocks.append((time.perf_counter() - t0) / steps)
+    return statistics.median(blocks)
+
+
+def _header():
+    allocator = "kept (mamlnp.perf.keep_freed_memory)" if _ALLOCATOR_TUNED else "glibc default"
+    threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return (f"# numpy {np.__version__}, python {platform.python_version()}, {platform.machine()}, "
+            f"{os.cpu_count()} cpu(s); freed memory: {allocator}; threads: "
+            + ", ".join(f"{k}={v}" for k, v in threads.items()))
+
+
+# ---------------------------------------------------------------------------------------- bench hvp
+def bench_hvp(args):
+    rng = np.random.default_rng(args.seed)
+    params = init_mlp([1, 40, 40, 1], rng, scheme="glorot")
+    support, _, _ = SinusoidTasks().sample(rng, 25, 10)
+    stacked = [np.broadcast_to(p, (25,) + p.shape).copy() for p in params]  # per-task parameters (T, …)
+    v = [rng.standard_normal(p.shape) for p in stacked]
+
+    def loss(ps, x, y):
+        from . import ops
+        return ops.sum(task_mse(mlp(ps, x), y))
+
+    g_fn, h_fn = grad_transform(loss), hvp_transform(loss)
+    t_grad = time_block(lambda: g_fn(stacked, *support), args.steps, args.repeats)
+    t_hvp = time_block(lambda: h_fn(stacked, v, *support), args.steps, args.repeats)
+
+    def grad_then_hvp():
+        tr = trace(loss, stacked, *support)
+        tr.grad()
+        tr.hvp(v)
+    t_both = time_block(grad_then_hvp, args.steps, args.repeats)
+    print(_header())
+    print("loss: Σ over 25 tasks of the MSE of a 1-40-40-1 ReLU MLP on 10 points each (params (25, …))")
+    print(f"{'what':42s} {'ms':>8s}")
+    print(f"{'grad  (record + backward)':42s} {t_grad * 1e3:8.3f}")
+    print(f"{'hvp   (record + tangent + R-backward)':42s} {t_hvp * 1e3:8.3f}")
+    print(f"{'grad, then hvp on the same trace':42s} {t_both * 1e3:8.3f}")
+    print(f"hvp / grad = {t_hvp / t_grad:.2f}   (extra cost of an hvp on a trace that gave its grad: "
+          f"{(t_both - t_grad) / t_grad:.2f} grads)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- bench meta
+def _numpy_meta_step(order, inner_steps, dtype, seed):
+    rng = np.random.default_rng(seed)
+    params = init_mlp([1, 40, 40, 1], rng, dtype=dtype)
+    opt = Adam(1e-3)
+    state = {"params": params, "opt": opt.init(params)}
+    tasks = SinusoidTasks()
+
+    def step():
+        support, query, _ = tasks.sample(rng, 25, 10, 10, dtype=dtype)
+        _, grads = maml_gradient(state["params"], support, query, inner_lr=0.01, inner_steps=inner_steps, order=order)
+        state["params"], state["opt"] = opt.update(grads, state["opt"], state["params"])
+    return step
+
+
+def _torch_meta_step(seed, inner_steps=1):
+    import torch
+    from torch.func import grad, vmap
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    params = [torch.tensor(p) for p in init_mlp([1, 40, 40, 1], rng)]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=1e-3)
+    tasks = SinusoidTasks()
+
+    def net(ps, x):
+        h = torch.relu(x @ ps[0] + ps[1])
+        h = torch.relu(h @ ps[2] + ps[3])
+        return h @ ps[4] + ps[5]
+
+    def task_loss(ps, x, y):
+        return ((net(ps, x) - y) ** 2).mean()
+
+    def adapted_query_loss(ps, xs, ys, xq, yq):
+        for _ in range(inner_steps):
+            g = grad(task_loss)(ps, xs, ys)
+            ps = [p - 0.01 * gi for p, gi in zip(ps, g)]
+        return task_loss(ps, xq, yq)
+
+    def meta_loss(ps, xs, ys, xq, yq):
+        return vmap(adapted_query_loss, in_dims=(None, 0, 0, 0, 0))(ps, xs, ys, xq, yq).mean()
+
+    meta_grad = grad(meta_loss)
+
+    def step():
+        support, query, _ = tasks.sample(rng, 25, 10, 10)
+        xs, ys, xq, yq = (torch.from_numpy(a) for a in (*support, *query))
+        with torch.no_grad():
+            g = meta_grad([p.detach() for p in params], xs, ys, xq, yq)
+        for p, gi in zip(params, g):
+            p.grad = gi
+        opt.step()
+    return step
+
+
+def interleaved_medians(fns, steps, repeats, warmup=20):
+    """Median seconds per call for each of ``fns``, timing their blocks in turn (A B C A B C …).
+
+    Interleaving spreads any drift in machine load evenly over the contenders, so their ratio is fair.
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    blocks = [[] for _ in fns]
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            blocks[k].append((time.perf_counter() - t0) / steps)
+    return [statistics.median(b) for b in blocks]
+
+
+def bench_meta(args):
+    print(_header())
+    print("meta-step = sample 25 sinusoid tasks (K=10 support + 10 query) + meta-gradient + Adam, "
+          "1-40-40-1 ReLU, α = 0.01")
+    configs = [(o, s, d) for o in (2, 1) for s in (1, 5) for d in (np.float64, np.float32)]
+    if args.quick:
+        configs = [(2, 1, np.float64)]
+    labels = [("MAML" if o == 2 else "FOMAML", o, s, np.dtype(d).name) for o, s, d in configs]
+    fns = [_numpy_meta_step(o, s, d, args.seed) for o, s, d in configs]
+    torch_version = None
+    if args.torch:
+        try:
+            import torch
+        except ImportError:
+            print("# --torch: torch is not installed, skipping the comparison")
+        else:
+            torch_version = torch.__version__
+            labels.append(("torch.func", 2, 1, "float64"))
+            fns.append(_torch_meta_step(args.seed))
+    medians = interleaved_medians(fns, args.steps, args.repeats)
+    print(f"{'implementation':14s} {'order':>5s} {'S':>3s} {'dtype':>8s} {'ms/step':>9s}")
+    for (name, order, steps, dtype), sec in zip(labels, medians):
+        note = f"   (PyTorch {torch_version}: vmap + grad of grad, 1 thread)" if name == "torch.func" else ""
+        print(f"{name:14s} {order:5d} {steps:3d} {dtype:>8s} {sec * 1e3:9.3f}{note}")
+    if torch_version is not None:
+        print(f"mamlnp MAML (S=1, float64) is {medians[-1] / medians[0]:.2f}x faster than torch.func in this run "
+              f"(median of {args.repeats} interleaved blocks of {args.steps} steps)")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m mamlnp bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    for name, fn, steps in (("hvp", bench_hvp, 200), ("meta", bench_meta, 200)):
+        p = sub.add_parser(name, help=fn.__doc__)
+        p.add_argument("--steps", type=int, default=steps, help="calls per timed block (default %(default)s)")
+        p.add_argument("--repeats", type=int, default=7, help="timed blocks; the median is reported (default %(default)s)")
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(fn=fn)
+        if name == "meta":
+            p.add_argument("--torch", action="store_true", help="also time PyTorch torch.func, if installed")
+            p.add_argument("--quick", action="store_true", help="only MAML, S=1, float64")
+    p_alloc = "--default-allocator"
+    for p in sub.choices.values():
+        p.add_argument(p_alloc, action="store_true",
+                       help="do not call mamlnp.perf.keep_freed_memory (measure with glibc's default behaviour)")
+    args = parser.parse_args(argv)
+    global _ALLOCATOR_TUNED
+    _ALLOCATOR_TUNED = False if args.default_allocator else keep_freed_memory()
+    for name in ("steps", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
