@@ -100,6 +100,69 @@ def _numpy_meta_step(order, inner_steps, dtype, seed):
     return step
 
 
+def _handwritten_meta_step(seed):
+    """The same step with mamlnp.handwritten (no engine): the floor for eager NumPy."""
+    from .handwritten import maml_relu_mlp_one_step
+
+    rng = np.random.default_rng(seed)
+    params = init_mlp([1, 40, 40, 1], rng)
+    opt = Adam(1e-3)
+    state = {"params": params, "opt": opt.init(params)}
+    tasks = SinusoidTasks()
+
+    def step():
+        support, query, _ = tasks.sample(rng, 25, 10, 10)
+        _, grads = maml_relu_mlp_one_step(state["params"], support, query, 0.01)
+        state["params"], state["opt"] = opt.update(grads, state["opt"], state["params"])
+    return step
+
+
+def _jax_meta_step(seed):
+    """The same step in JAX, the whole step (meta-gradient + Adam) jit-compiled, float64."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(seed)
+    params = [jnp.asarray(p) for p in init_mlp([1, 40, 40, 1], rng)]
+    tasks = SinusoidTasks()
+
+    def net(ps, x):
+        h = jax.nn.relu(x @ ps[0] + ps[1])
+        h = jax.nn.relu(h @ ps[2] + ps[3])
+        return h @ ps[4] + ps[5]
+
+    def task_loss(ps, x, y):
+        return jnp.mean((net(ps, x) - y) ** 2)
+
+    def adapted_query_loss(ps, xs, ys, xq, yq):
+        g = jax.grad(task_loss)(ps, xs, ys)
+        return task_loss([p - 0.01 * gi for p, gi in zip(ps, g)], xq, yq)
+
+    def meta_loss(ps, xs, ys, xq, yq):
+        return jnp.mean(jax.vmap(adapted_query_loss, in_axes=(None, 0, 0, 0, 0))(ps, xs, ys, xq, yq))
+
+    @jax.jit
+    def update(ps, m, v, t, xs, ys, xq, yq):
+        g = jax.grad(meta_loss)(ps, xs, ys, xq, yq)
+        t = t + 1
+        m = [0.9 * mi + 0.1 * gi for mi, gi in zip(m, g)]
+        v = [0.999 * vi + 0.001 * gi * gi for vi, gi in zip(v, g)]
+        ps = [p - 1e-3 * (mi / (1 - 0.9 ** t)) / (jnp.sqrt(vi / (1 - 0.999 ** t)) + 1e-8)
+              for p, mi, vi in zip(ps, m, v)]
+        return ps, m, v, t
+
+    state = {"ps": params, "m": [jnp.zeros_like(p) for p in params], "v": [jnp.zeros_like(p) for p in params],
+             "t": jnp.asarray(0.0)}
+
+    def step():
+        support, query, _ = tasks.sample(rng, 25, 10, 10)
+        out = update(state["ps"], state["m"], state["v"], state["t"], *support, *query)
+        state["ps"], state["m"], state["v"], state["t"] = out
+        jax.block_until_ready(state["ps"])
+    return step
+
+
 def _torch_meta_step(seed, inner_steps=1):
     import torch
     from torch.func import grad, vmap
@@ -169,6 +232,17 @@ def bench_meta(args):
         configs = [(2, 1, np.float64)]
     labels = [("MAML" if o == 2 else "FOMAML", o, s, np.dtype(d).name) for o, s, d in configs]
     fns = [_numpy_meta_step(o, s, d, args.seed) for o, s, d in configs]
+    if not args.quick:
+        labels.append(("hand-written", 2, 1, "float64"))
+        fns.append(_handwritten_meta_step(args.seed))
+    if args.jax:
+        try:
+            import jax
+        except ImportError:
+            print("# --jax: jax is not installed, skipping the comparison")
+        else:
+            labels.append((f"JAX jit", 2, 1, "float64"))
+            fns.append(_jax_meta_step(args.seed))
     torch_version = None
     if args.torch:
         try:
@@ -182,8 +256,16 @@ def bench_meta(args):
     medians = interleaved_medians(fns, args.steps, args.repeats)
     print(f"{'implementation':14s} {'order':>5s} {'S':>3s} {'dtype':>8s} {'ms/step':>9s}")
     for (name, order, steps, dtype), sec in zip(labels, medians):
-        note = f"   (PyTorch {torch_version}: vmap + grad of grad, 1 thread)" if name == "torch.func" else ""
+        note = {"torch.func": f"   (PyTorch {torch_version}: vmap + grad of grad, 1 thread)",
+                "hand-written": "   (mamlnp.handwritten: the same maths by hand, no engine)",
+                "JAX jit": "   (whole step jit-compiled, x64)"}.get(name, "")
         print(f"{name:14s} {order:5d} {steps:3d} {dtype:>8s} {sec * 1e3:9.3f}{note}")
+    by_name = {name: sec for (name, *_), sec in zip(labels, medians)}
+    ours = medians[0]
+    if "hand-written" in by_name:
+        print(f"mamlnp MAML (S=1, float64) takes {ours / by_name['hand-written']:.2f}x the time of the hand-written NumPy step")
+    if "JAX jit" in by_name:
+        print(f"mamlnp MAML (S=1, float64) takes {ours / by_name['JAX jit']:.2f}x the time of the jit-compiled JAX step")
     if torch_version is not None:
         print(f"mamlnp MAML (S=1, float64) is {medians[-1] / medians[0]:.2f}x faster than torch.func in this run "
               f"(median of {args.repeats} interleaved blocks of {args.steps} steps)")
@@ -202,7 +284,8 @@ def main(argv=None):
         p.set_defaults(fn=fn)
         if name == "meta":
             p.add_argument("--torch", action="store_true", help="also time PyTorch torch.func, if installed")
-            p.add_argument("--quick", action="store_true", help="only MAML, S=1, float64")
+            p.add_argument("--jax", action="store_true", help="also time the step in JAX, jit-compiled, if installed")
+            p.add_argument("--quick", action="store_true", help="only MAML, S=1, float64 (and the comparisons asked for)")
     p_alloc = "--default-allocator"
     for p in sub.choices.values():
         p.add_argument(p_alloc, action="store_true",
