@@ -79,7 +79,12 @@ class Primitive:
 
     def check_and_forward(self, inputs, params):
         if self.check is not None:
-            self.check(*inputs, **params)
+            try:
+                self.check(*inputs, **params)
+            except (ValueError, TypeError) as err:
+                if str(err).startswith(self.name + ":"):
+                    raise
+                raise type(err)(f"{self.name}: {err}") from err
         try:
             return self.forward(*inputs, **params)
         except ValueError as err:
@@ -326,6 +331,8 @@ class affine:
 def _normalize_axis(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
+    if isinstance(axis, list):
+        raise TypeError(f"axis must be None, an int or a tuple of ints (as in NumPy), got the list {axis!r}")
     axes = axis if isinstance(axis, tuple) else (axis,)
     out = []
     for a in axes:
