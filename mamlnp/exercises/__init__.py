@@ -35,7 +35,8 @@ def attempt(exercise, fn, *args, **kwargs):
     """Call the student's ``fn``; return ``(result, None)`` or ``(None, Feedback)`` if it is still a stub.
 
     Only ``NotImplementedError`` is turned into feedback; any other exception propagates, because it is
-    a bug the student must see with its traceback.
+    a bug the student must see with its traceback. A failed Feedback is falsy, so test the second item
+    with ``if stub is not None:`` — ``if stub:`` would skip exactly the "not attempted" case.
     """
     try:
         return fn(*args, **kwargs), None
