@@ -1,0 +1,412 @@
+"""``python -m mamlnp``: train, evaluate and plot sinusoid meta-learning; ``bench`` runs the benchmarks.
+
+Exit status: 0 success, 2 bad input (unknown option, bad value, unusable or mismatched checkpoint,
+occupied output folder), 3 training diverged (NaN/inf; the last good checkpoint is kept), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+from .evaluate import (DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, evaluate_params, format_table,
+                       result_from_curves)
+from .io import CheckpointError, has_checkpoint, read_checkpoint
+from .meta import ALGORITHMS
+from .nn import ACTIVATIONS
+from .optim import OPTIMIZERS
+from .perf import keep_freed_memory
+from .train import ALGORITHM_DEFAULTS, TASKS, ConfigMismatch, TrainConfig, TrainingDiverged, train
+
+__all__ = ["main", "build_parser"]
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+LABELS = {"maml": "MAML", "fomaml": "first-order MAML", "reptile": "Reptile", "multitask": "multi-task pretraining",
+          "article": "article §4 loop"}
+
+TRAIN_DESCRIPTION = """\
+Meta-train a 1-40-40-1 ReLU network on sinusoid regression (Finn et al. 2017, §5.1) — the main job.
+
+With no options this is the paper's setting: MAML with one inner step (S=1) of size α=0.01 on K=10 support
+points, the meta-loss on K=10 query points, 25 tasks per meta-batch, Adam with learning rate 1e-3, 70,000
+iterations, seed 0. Reptile defaults to S=5 inner steps (its update with S=1 is just multi-task training);
+its pseudo-gradient θ − mean θ' goes to the same Adam (Nichol et al. 2018).
+
+The job then
+  1. trains a multi-task pretraining baseline with the same seed, tasks and optimizer into DIR/baseline
+     (skipped with --no-baseline or when --algo is multitask): the paper's comparison in Figure 3;
+  2. evaluates the model(s) on 600 new seeded test tasks at K = 5, 10, 20 after 0, 1 and 10 inner SGD steps
+     of the training step size α (mean query MSE over 100 query points per task ± 95% CI), prints the
+     table and writes DIR/eval.md and DIR/eval.json;
+  3. draws sinusoid_adaptation.png (Figure-2 style) and sinusoid_mse_vs_steps.png (Figure-3 style) into
+     --figures (skipped with --no-figures).
+
+DIR (--out, default runs/sinusoid-ALGO-seedSEED) receives checkpoint.npz + checkpoint.json at iteration 0,
+every --checkpoint-every iterations and at the end. --resume DIR continues from the last checkpoint and gives
+exactly the numbers of an uninterrupted run; options you repeat must match the checkpoint, except --iters,
+which may be raised. NaN/inf in the loss, gradients or parameters stops training (exit status 3) and keeps
+the last good checkpoint."""
+
+EPILOG = """\
+examples:
+  python -m mamlnp train sinusoid                                  # the main job (MAML + baseline, ~3 min)
+  python -m mamlnp train sinusoid --algo reptile --no-baseline --out runs/reptile
+  python -m mamlnp train sinusoid --resume runs/sinusoid-maml-seed0 --iters 100000
+  python -m mamlnp evaluate runs/sinusoid-maml-seed0 runs/sinusoid-maml-seed0/baseline --json
+  python -m mamlnp plot runs/sinusoid-maml-seed0
+  python -m mamlnp bench --help"""
+
+
+class UsageError(ValueError):
+    """A command-line value that argparse could not check on its own."""
+
+
+# ------------------------------------------------------------------------------------------- value types
+def _int_arg(minimum):
+    what = "a positive integer" if minimum == 1 else "a non-negative integer"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = "positive integer" if minimum == 1 else "non-negative integer"
+    return parse
+
+
+positive_int, nonnegative_int = _int_arg(1), _int_arg(0)
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------- the parser
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m mamlnp", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Meta-learning from scratch on NumPy: train, evaluate and plot sinusoid MAML and relatives.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser("train", help="meta-train (the main job: train, evaluate, plot)", description=TRAIN_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("task", choices=sorted(TASKS), help="task family")
+    g = t.add_argument_group("what to train (defaults: Finn et al. 2017)")
+    g.add_argument("--algo", choices=[a for a in ALGORITHMS], default=None,
+                   help="maml (default), fomaml (first-order MAML), reptile, multitask (no adaptation), "
+                        "article (the article's §4 loop, numerically multitask)")
+    g.add_argument("--inner-steps", type=nonnegative_int, metavar="S",
+                   help="inner SGD steps per task during training (default 1; reptile: "
+                        f"{ALGORITHM_DEFAULTS['reptile']['inner_steps']}; ignored by multitask)")
+    g.add_argument("--iters", type=positive_int, metavar="N", help="meta-iterations (default 70000)")
+    g.add_argument("--meta-batch", type=positive_int, metavar="T", help="tasks per meta-batch (default 25)")
+    g.add_argument("--k", type=positive_int, metavar="K", help="support points per task (default 10)")
+    g.add_argument("--k-query", type=positive_int, metavar="KQ", help="query points per task (default 10)")
+    g.add_argument("--inner-lr", type=positive_float, metavar="ALPHA", help="inner step size α (default 0.01)")
+    g.add_argument("--meta-lr", type=positive_float, metavar="BETA", help="outer learning rate (default 1e-3)")
+    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="outer optimizer (default adam)")
+    g.add_argument("--seed", type=nonnegative_int, help="seed of the initialisation and training tasks (default 0)")
+    g.add_argument("--hidden", type=positive_int, nargs="+", metavar="H", help="hidden widths (default 40 40)")
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS), help="activation (default relu)")
+    r = t.add_argument_group("run folder, checkpoints, output")
+    r.add_argument("--out", metavar="DIR", help="run folder (default runs/sinusoid-ALGO-seedSEED)")
+    r.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    r.add_argument("--overwrite", action="store_true", help="start over even if --out already holds a checkpoint")
+    r.add_argument("--checkpoint-every", type=positive_int, default=1000, metavar="M",
+                   help="iterations between checkpoints (default 1000)")
+    r.add_argument("--eval-every", type=positive_int, default=5000, metavar="E",
+                   help="iterations between validation evaluations (100 tasks; default 5000)")
+    r.add_argument("--no-baseline", action="store_true", help="do not train the multi-task baseline")
+    r.add_argument("--no-figures", action="store_true", help="do not draw figures")
+    r.add_argument("--figures", metavar="DIR", default="figures", help="folder for the PNGs (default figures)")
+    r.add_argument("--eval-tasks", type=positive_int, default=600, metavar="N",
+                   help="test tasks for the final evaluation and figures (default 600)")
+    r.add_argument("--eval-seed", type=nonnegative_int, default=DEFAULT_EVAL_SEED,
+                   help=f"seed of the test tasks (default {DEFAULT_EVAL_SEED})")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or progress lines (errors still print)")
+
+    e = sub.add_parser("evaluate", help="mean query MSE ± 95%% CI of checkpoints on seeded test tasks",
+                       description="Evaluate checkpoints on a fixed, seeded set of new sinusoid tasks: adapt with S "
+                                   "inner SGD steps of size α on K support points, report the mean query MSE "
+                                   "± 1.96·s/√n (s: sample std over the n tasks).")
+    e.add_argument("checkpoints", nargs="+", metavar="CKPT", help="run folders or checkpoint.npz files")
+    _add_eval_options(e)
+    e.add_argument("--steps", type=nonnegative_int, nargs="+", default=[0, 1, 10], metavar="S",
+                   help="inner step counts (default 0 1 10)")
+    e.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    e.add_argument("--no-median", action="store_true",
+                   help="print only the mean ± CI table (not the median and worse-than-unadapted tables)")
+    e.add_argument("--digits", type=nonnegative_int, default=3, help="decimals in the table (default 3)")
+
+    p = sub.add_parser("plot", help="Figure-2 and Figure-3 style PNGs of a checkpoint",
+                       description="Draw PREFIX_adaptation.png (ground truth, K support points, prediction before "
+                                   "and after 1 and 10 steps) and PREFIX_mse_vs_steps.png (MSE vs 0..10 steps at "
+                                   "each K, mean ± 95% CI) for CKPT, its baseline and any --compare checkpoints.")
+    p.add_argument("checkpoint", metavar="CKPT", help="run folder or checkpoint.npz")
+    p.add_argument("--baseline", metavar="CKPT", help="the multi-task baseline (default: CKPT's baseline/ if present)")
+    p.add_argument("--no-baseline", action="store_true", help="ignore CKPT's baseline/")
+    p.add_argument("--compare", nargs="+", default=[], metavar="CKPT", help="further checkpoints to draw")
+    p.add_argument("--out-dir", default="figures", metavar="DIR", help="folder for the PNGs (default figures)")
+    p.add_argument("--prefix", default="sinusoid", help="file name prefix (default sinusoid)")
+    _add_eval_options(p)
+    p.add_argument("--max-steps", type=positive_int, default=10, help="last step count on the x-axis (default 10)")
+
+    b = sub.add_parser("bench", help="benchmarks (arguments go to mamlnp.bench)", add_help=False)
+    b.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _add_eval_options(p):
+    p.add_argument("--k", type=positive_int, nargs="+", default=[5, 10, 20], metavar="K",
+                   help="support set sizes (default 5 10 20)")
+    p.add_argument("--tasks", type=positive_int, default=600, help="number of test tasks (default 600)")
+    p.add_argument("--seed", type=nonnegative_int, default=DEFAULT_EVAL_SEED,
+                   help=f"seed of the test tasks (default {DEFAULT_EVAL_SEED})")
+    p.add_argument("--k-query", type=positive_int, default=DEFAULT_K_QUERY,
+                   help=f"query points per test task (default {DEFAULT_K_QUERY})")
+    p.add_argument("--inner-lr", type=positive_float, default=0.01, metavar="ALPHA",
+                   help="test-time inner step size (default 0.01, the paper's α)")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _describe(metadata):
+    algo = metadata.get("algorithm", "?")
+    cfg = metadata.get("config", {})
+    label = LABELS.get(algo, algo)
+    if algo in ("maml", "fomaml", "reptile") and "inner_steps" in cfg:
+        label += f" (S={cfg['inner_steps']})"
+    return label
+
+
+def _summary_line(ckpt):
+    md, cfg = ckpt.metadata, ckpt.metadata.get("config", {})
+    return (f"{ckpt.path}: {md.get('algorithm')}, iteration {md.get('iteration')}, seed {cfg.get('seed')}, "
+            f"α={cfg.get('inner_lr')}, S={cfg.get('inner_steps')}, meta-batch {cfg.get('meta_batch')}, "
+            f"K={cfg.get('k_support')}, wall time {md.get('wall_time_s', 0):.0f} s")
+
+
+def _evaluate_checkpoints(ckpts, *, ks, steps, tasks, seed, k_query, inner_lr, curves=None):
+    """Evaluate each checkpoint (or summarise its precomputed ``curves`` at ``steps``)."""
+    results = []
+    for i, ckpt in enumerate(ckpts):
+        activation = ckpt.metadata["model"]["activation"]
+        if curves is None:
+            result = evaluate_params(ckpt.params, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
+                                     inner_lr=inner_lr, activation=activation)
+        else:
+            result = result_from_curves(curves[i], steps=steps, tasks=tasks, seed=seed, k_query=k_query,
+                                        inner_lr=inner_lr, activation=activation)
+        results.append({"label": _describe(ckpt.metadata), "checkpoint": str(ckpt.path),
+                        "algorithm": ckpt.metadata.get("algorithm"), "iteration": ckpt.metadata.get("iteration"),
+                        "wall_time_s": ckpt.metadata.get("wall_time_s"), "config": ckpt.metadata.get("config"),
+                        "evaluation": result})
+    return results
+
+
+def _unique(labels, seeds):
+    """Tell equal labels apart by seed, then (if still equal) by position."""
+    labels = [f"{lab}, seed {seed}" if labels.count(lab) > 1 else lab for lab, seed in zip(labels, seeds)]
+    return [f"{lab} [{i + 1}]" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
+
+
+def _labels_unique(results):
+    labels = _unique([r["label"] for r in results], [(r["config"] or {}).get("seed") for r in results])
+    for r, label in zip(results, labels):
+        r["label"] = label
+    return results
+
+
+def _eval_report(results, *, tasks, seed, k_query, inner_lr, digits=3, median=True):
+    head = (f"Meta-test on {tasks} new sinusoid tasks (seed {seed}), {k_query} query points each, inner step size "
+            f"α = {inner_lr}: mean query MSE ± 95% CI (1.96·s/√n).")
+    rows = [f"- {r['label']}: `{r['checkpoint']}` ({r['algorithm']}, {r['iteration']} iterations)" for r in results]
+    labelled = [(r["label"], r["evaluation"]) for r in results]
+    parts = [head, *rows, "", format_table(labelled, digits=digits)]
+    if median:
+        n = results[0]["evaluation"]["tasks"]
+        parts += ["", "Median task's query MSE (robust to the few tasks on which the inner loop diverges):", "",
+                  format_table(labelled, digits=digits, stat="median"),
+                  "", f"Tasks (of {n}) whose query MSE after S steps is worse than before adaptation, and the "
+                      f"worst task's MSE:", "", format_table(labelled, digits=digits, stat="worse")]
+    return "\n".join(parts)
+
+
+def _curves(ckpts, *, ks, tasks, seed, k_query, inner_lr, steps):
+    return [adaptation_curves(c.params, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
+                              inner_lr=inner_lr, activation=c.metadata["model"]["activation"]) for c in ckpts]
+
+
+def _plot_all(ckpts, curves, out_dir, prefix, *, ks, seed, inner_lr):
+    from .plots import plot_adaptation, plot_mse_vs_steps
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"figure folder {str(out_dir)!r} is a file, not a directory")
+    labels = _unique([_describe(c.metadata) for c in ckpts], [c.metadata.get("config", {}).get("seed") for c in ckpts])
+    models = [(lab, c.metadata.get("algorithm"), c.params, c.metadata["model"]["activation"])
+              for lab, c in zip(labels, ckpts)]
+    adapt_ks = [k for k in (5, 10) if k in ks] or sorted(ks)[:2]
+    adaptation_png, curves_png = out_dir / f"{prefix}_adaptation.png", out_dir / f"{prefix}_mse_vs_steps.png"
+    plot_adaptation(models, adaptation_png, ks=adapt_ks, inner_lr=inner_lr, seed=seed)
+    plot_mse_vs_steps([(lab, algo, c) for (lab, algo, _, _), c in zip(models, curves)], curves_png)
+    return [adaptation_png, curves_png]
+
+
+# ------------------------------------------------------------------------------------------- commands
+_FLAG_TO_FIELD = {"algo": "algorithm", "inner_steps": "inner_steps", "iters": "iters", "meta_batch": "meta_batch",
+                  "k": "k_support", "k_query": "k_query", "inner_lr": "inner_lr", "meta_lr": "meta_lr",
+                  "optimizer": "optimizer", "seed": "seed", "activation": "activation"}
+
+
+def _explicit_overrides(args):
+    out = {field: getattr(args, flag) for flag, field in _FLAG_TO_FIELD.items() if getattr(args, flag) is not None}
+    if args.hidden is not None:
+        out["sizes"] = (1, *args.hidden, 1)
+    return out
+
+
+def _cmd_train(args):
+    started = time.perf_counter()
+    overrides = _explicit_overrides(args)
+    figures_dir = Path(args.figures)
+    if not args.no_figures and figures_dir.exists() and not figures_dir.is_dir():
+        raise UsageError(f"--figures {args.figures!r} is a file, not a directory")
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.out and Path(args.out).resolve() != run_dir.resolve():
+            raise UsageError(f"--out {args.out!r} and --resume {args.resume!r} name different folders; "
+                             f"a resumed run stays in its folder (drop --out)")
+        if args.overwrite:
+            raise UsageError("--resume and --overwrite contradict each other")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"--resume {args.resume!r} is a file; give the run folder")
+        saved = read_checkpoint(run_dir)
+        base = dict(saved.metadata.get("config") or {})
+        if not base:
+            raise CheckpointError(f"{saved.path} has no training configuration to resume")
+        config = TrainConfig.from_dict({**base, **overrides})
+        resume = True
+    else:
+        config = TrainConfig.for_algorithm(overrides.pop("algorithm", "maml"), **overrides)
+        run_dir = Path(args.out or f"runs/{config.task}-{config.algorithm}-seed{config.seed}")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"--out {str(run_dir)!r} is a file, not a directory; nothing was written")
+        if has_checkpoint(run_dir) and not args.overwrite:
+            old = read_checkpoint(run_dir).metadata
+            raise UsageError(f"{str(run_dir)!r} already holds a checkpoint ({old.get('algorithm')}, iteration "
+                             f"{old.get('iteration')} of {old.get('config', {}).get('iters')}); nothing was "
+                             f"overwritten. Continue it with --resume {run_dir}, start over with --overwrite, "
+                             f"or choose another --out.")
+        resume = False
+
+    verbose = not args.quiet
+    progress = None if verbose else False
+    common = dict(checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, progress=progress,
+                  verbose=verbose)
+    main_result = train(config, run_dir, resume=resume, overwrite=args.overwrite, **common)
+    ckpts = [read_checkpoint(run_dir)]
+
+    if not args.no_baseline and config.algorithm not in ("multitask", "article"):
+        base_config = TrainConfig.from_dict({**config.to_dict(), "algorithm": "multitask"})
+        base_dir = run_dir / "baseline"
+        base_resume = has_checkpoint(base_dir) and not args.overwrite
+        train(base_config, base_dir, resume=base_resume, overwrite=args.overwrite, label="multitask baseline",
+              **common)
+        ckpts.append(read_checkpoint(base_dir))
+
+    # one pass over the test tasks at S = 0…10 serves both the table (S = 0, 1, 10) and Figure 3
+    alpha = config.inner_lr  # test-time step = training step (the paper: α = 0.01 for both)
+    curves = _curves(ckpts, ks=(5, 10, 20), tasks=args.eval_tasks, seed=args.eval_seed, k_query=DEFAULT_K_QUERY,
+                     inner_lr=alpha, steps=(0, 1, 10) if args.no_figures else range(11))
+    results = _labels_unique(_evaluate_checkpoints(ckpts, ks=(5, 10, 20), steps=(0, 1, 10), tasks=args.eval_tasks,
+                                                   seed=args.eval_seed, k_query=DEFAULT_K_QUERY, inner_lr=alpha,
+                                                   curves=curves))
+    report = _eval_report(results, tasks=args.eval_tasks, seed=args.eval_seed, k_query=DEFAULT_K_QUERY, inner_lr=alpha)
+    (run_dir / "eval.md").write_text(report + "\n", encoding="utf-8")
+    (run_dir / "eval.json").write_text(json.dumps({"tasks": args.eval_tasks, "seed": args.eval_seed,
+                                                   "models": results}, indent=1) + "\n", encoding="utf-8")
+    print(report)
+    figures = []
+    if not args.no_figures:
+        figures = _plot_all(ckpts, curves, figures_dir, "sinusoid", ks=(5, 10, 20), seed=args.eval_seed, inner_lr=alpha)
+    if verbose:
+        print(f"\ncheckpoint: {ckpts[0].path} (training {main_result.wall_time_s:.0f} s)"
+              + (f"\nbaseline:   {ckpts[1].path}" if len(ckpts) > 1 else "")
+              + f"\ntable:      {run_dir / 'eval.md'} and eval.json"
+              + "".join(f"\nfigure:     {f}" for f in figures)
+              + f"\nwall time:  {time.perf_counter() - started:.0f} s for this command")
+    return 0
+
+
+def _cmd_evaluate(args):
+    ckpts = [read_checkpoint(p) for p in args.checkpoints]
+    results = _labels_unique(_evaluate_checkpoints(ckpts, ks=args.k, steps=args.steps, tasks=args.tasks,
+                                                   seed=args.seed, k_query=args.k_query, inner_lr=args.inner_lr))
+    if args.json:
+        print(json.dumps({"tasks": args.tasks, "seed": args.seed, "k_query": args.k_query, "inner_lr": args.inner_lr,
+                          "models": results}, indent=1))
+    else:
+        print(_eval_report(results, tasks=args.tasks, seed=args.seed, k_query=args.k_query, inner_lr=args.inner_lr,
+                           digits=args.digits, median=not args.no_median))
+    return 0
+
+
+def _cmd_plot(args):
+    main_ckpt = read_checkpoint(args.checkpoint)
+    ckpts = [main_ckpt]
+    if args.baseline:
+        ckpts.append(read_checkpoint(args.baseline))
+    elif not args.no_baseline and Path(args.checkpoint).is_dir() and has_checkpoint(Path(args.checkpoint) / "baseline"):
+        ckpts.append(read_checkpoint(Path(args.checkpoint) / "baseline"))
+    ckpts += [read_checkpoint(c) for c in args.compare]
+    curves = _curves(ckpts, ks=args.k, tasks=args.tasks, seed=args.seed, k_query=args.k_query,
+                     inner_lr=args.inner_lr, steps=range(args.max_steps + 1))
+    figures = _plot_all(ckpts, curves, args.out_dir, args.prefix, ks=args.k, seed=args.seed, inner_lr=args.inner_lr)
+    for f in figures:
+        print(f)
+    return 0
+
+
+def _cmd_bench(argv):
+    if importlib.util.find_spec("mamlnp.bench") is None:
+        print("error: the benchmarks (mamlnp/bench.py) are not part of this checkout", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    bench = importlib.import_module("mamlnp.bench")  # lazily: the rest of the CLI must work without it
+    return int(bench.main(list(argv)) or 0)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        return _cmd_bench(argv[1:])
+    args = build_parser().parse_args(argv)  # exits with status 2 and a message on bad options
+    command = {"train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot}[args.command]
+    keep_freed_memory()  # glibc: reuse freed blocks instead of page-faulting them in again every step
+    try:
+        return command(args)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print("\ninterrupted; the last checkpoint is kept (continue with --resume DIR)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UsageError, ConfigMismatch, CheckpointError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as err:  # invalid settings reported by TrainConfig / the evaluators
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,211 @@
+"""Checkpoints: parameters, optimizer state and metadata in one ``.npz``, written atomically.
+
+A checkpoint is the file ``checkpoint.npz`` (plus a human-readable copy of its metadata in
+``checkpoint.json`` next to it). Format version 1 holds these arrays, all read with ``allow_pickle=False``:
+
+``param_00 … param_{P-1}``
+    The network ``[W1, b1, W2, b2, …]`` of :func:`mamlnp.nn.mlp`: ``param_{2l}`` is the weight ``W_{l+1}`` of
+    shape (fan_in, fan_out) and ``param_{2l+1}`` the bias ``b_{l+1}`` of shape (fan_out,), so a layer computes
+    ``h @ W + b``, with ``metadata["model"]["activation"]`` between layers (none after the last).
+    The sinusoid network 1-40-40-1 has P = 6 arrays: (1, 40), (40,), (40, 40), (40,), (40, 1), (1,).
+``opt_m_00 …``, ``opt_v_00 …``
+    Adam's first and second moment estimates, shaped like the parameters (absent for SGD). The step count
+    lives in ``metadata["optimizer"]["step"]``.
+``loss_history``
+    float64 (iteration,): the meta-loss of every completed training iteration.
+``metadata_json``
+    uint8: the UTF-8 bytes of the metadata JSON. This copy is authoritative; ``checkpoint.json`` is for humans.
+
+Keeping the metadata inside the ``.npz`` makes one file the unit of consistency: it is written to a
+temporary file in the same folder and moved into place with ``os.replace``, so a crash leaves either the
+old checkpoint or the new one, never a mixture.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FORMAT", "FORMAT_VERSION", "CHECKPOINT_NAME", "CheckpointError", "Checkpoint", "save_checkpoint",
+    "read_checkpoint", "load_checkpoint", "checkpoint_path", "has_checkpoint",
+]
+
+FORMAT = "mamlnp-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.npz"
+_META_KEY = "metadata_json"
+_HISTORY_KEY = "loss_history"
+
+
+class CheckpointError(ValueError):
+    """A file that is missing, truncated, foreign or inconsistent was given as a checkpoint."""
+
+
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint holds. ``opt_state`` has the shape of ``mamlnp.optim`` states."""
+
+    params: list
+    metadata: dict
+    opt_state: dict | None = None
+    loss_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    path: Path | None = None
+
+
+def checkpoint_path(path) -> Path:
+    """The ``.npz`` file meant by ``path``: a run folder (its ``checkpoint.npz``), the ``.npz`` or its ``.json``."""
+    path = Path(path)
+    if path.is_dir():
+        return path / CHECKPOINT_NAME
+    if path.suffix == ".json":
+        return path.with_suffix(".npz")
+    return path
+
+
+def has_checkpoint(path) -> bool:
+    return checkpoint_path(path).is_file()
+
+
+def _index(i):
+    return f"{i:02d}"
+
+
+def save_checkpoint(path, params, metadata, *, opt_state=None, loss_history=None):
+    """Write ``params`` (+ optimizer state, loss history, metadata) atomically to ``path`` (a ``.npz``).
+
+    ``metadata`` must be JSON-serialisable (finite floats only); ``format`` and ``format_version`` are added.
+    Returns the path written. The sidecar ``.json`` copy is written (also atomically) after the ``.npz``.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"checkpoint path must end in .npz, got {str(path)!r}")
+    if path.is_dir():
+        raise ValueError(f"checkpoint path {str(path)!r} is a directory; give the .npz file to write")
+    params = [np.asarray(p) for p in params]
+    arrays = {f"param_{_index(i)}": p for i, p in enumerate(params)}
+    meta = dict(metadata)
+    meta["format"] = FORMAT
+    meta["format_version"] = FORMAT_VERSION
+    meta["num_params_arrays"] = len(params)
+    meta["param_shapes"] = [list(p.shape) for p in params]
+    if opt_state is not None:
+        optimizer = dict(meta.get("optimizer", {}))
+        optimizer["step"] = int(opt_state["step"])
+        optimizer["has_moments"] = "m" in opt_state
+        meta["optimizer"] = optimizer
+        if "m" in opt_state:
+            for i, (m, v) in enumerate(zip(opt_state["m"], opt_state["v"])):
+                arrays[f"opt_m_{_index(i)}"] = np.asarray(m)
+                arrays[f"opt_v_{_index(i)}"] = np.asarray(v)
+    arrays[_HISTORY_KEY] = np.asarray([] if loss_history is None else loss_history, dtype=np.float64)
+    text = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False)
+    arrays[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    for name, value in arrays.items():
+        if value.dtype == object:
+            raise TypeError(f"checkpoint array {name} has dtype object; only numeric arrays can be saved")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    _atomic_write(path.with_suffix(".json"), lambda f: f.write(text.encode("utf-8") + b"\n"))
+    return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_write(path, write):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_checkpoint(path) -> Checkpoint:
+    """Read and validate a checkpoint; raise :class:`CheckpointError` with the reason if it is unusable."""
+    path = checkpoint_path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {str(path)!r} (expected a run folder or a .npz written by mamlnp)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}  # read every member now: truncation shows here
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{str(path)!r} is not a readable mamlnp checkpoint (truncated, corrupt or not an "
+                              f".npz file): {type(err).__name__}: {err}") from err
+    if not isinstance(arrays, dict) or _META_KEY not in arrays:
+        raise CheckpointError(f"{str(path)!r} is an .npz file but not a mamlnp checkpoint: it has no "
+                              f"{_META_KEY!r} entry (entries: {sorted(arrays)[:8]})")
+    try:
+        metadata = json.loads(bytes(arrays.pop(_META_KEY).astype(np.uint8)).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{str(path)!r}: its {_META_KEY!r} entry is not valid UTF-8 JSON: {err}") from err
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a mamlnp checkpoint: metadata format is "
+                              f"{metadata.get('format') if isinstance(metadata, dict) else metadata!r}, expected {FORMAT!r}")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{str(path)!r} has checkpoint format version {version!r}; this mamlnp reads "
+                              f"version {FORMAT_VERSION} (written by mamlnp {metadata.get('mamlnp_version', '?')})")
+
+    count = metadata.get("num_params_arrays")
+    names = [f"param_{_index(i)}" for i in range(count if isinstance(count, int) else 0)]
+    missing = [n for n in names if n not in arrays]
+    if not names or missing:
+        raise CheckpointError(f"{str(path)!r} is inconsistent: metadata lists {count!r} parameter arrays but "
+                              f"{missing or 'none'} are missing")
+    params = [arrays[n] for n in names]
+    shapes = [list(p.shape) for p in params]
+    if shapes != metadata.get("param_shapes"):
+        raise CheckpointError(f"{str(path)!r} is inconsistent: parameter shapes {shapes} differ from the "
+                              f"metadata's {metadata.get('param_shapes')}")
+    sizes = metadata.get("model", {}).get("sizes")
+    if sizes is not None:
+        expected = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ([a, b], [b])]
+        if shapes != expected:
+            raise CheckpointError(f"{str(path)!r}: parameter shapes {shapes} do not form the MLP {sizes} "
+                                  f"the metadata describes (expected {expected})")
+    for name, p in zip(names, params):
+        if not np.issubdtype(p.dtype, np.floating):
+            raise CheckpointError(f"{str(path)!r}: {name} has dtype {p.dtype}; parameters must be floating point")
+
+    opt_state = None
+    optimizer = metadata.get("optimizer")
+    if isinstance(optimizer, dict) and "step" in optimizer:
+        opt_state = {"step": int(optimizer["step"])}
+        if optimizer.get("has_moments"):
+            try:
+                opt_state["m"] = [arrays[f"opt_m_{_index(i)}"] for i in range(len(params))]
+                opt_state["v"] = [arrays[f"opt_v_{_index(i)}"] for i in range(len(params))]
+            except KeyError as err:
+                raise CheckpointError(f"{str(path)!r} is inconsistent: optimizer moment array {err} is missing") from err
+    history = arrays.get(_HISTORY_KEY, np.zeros(0))
+    if "iteration" in metadata and history.shape != (metadata["iteration"],):
+        raise CheckpointError(f"{str(path)!r} is inconsistent: loss_history has shape {history.shape} but the "
+                              f"checkpoint is at iteration {metadata['iteration']}")
+    return Checkpoint(params=params, metadata=metadata, opt_state=opt_state, loss_history=history, path=path)
+
+
+def load_checkpoint(path):
+    """``(params, metadata)`` from a checkpoint (a run folder, its ``checkpoint.npz`` or ``checkpoint.json``).
+
+    ``params`` is the list ``[W1, b1, …]`` for ``mamlnp.nn.mlp(params, x, metadata["model"]["activation"])``.
+    Raises :class:`CheckpointError` (a ``ValueError``) for a missing, truncated or foreign file.
+    """
+    ckpt = read_checkpoint(path)
+    return ckpt.params, ckpt.metadata

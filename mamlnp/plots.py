@@ -1,0 +1,147 @@
+"""The paper's sinusoid figures (Finn et al. 2017, Figures 2 and 3), drawn with matplotlib's Agg canvas.
+
+* :func:`plot_adaptation` — Figure-2 style: one test task's ground truth, the K support points, the
+  prediction before adaptation and after 1 and 10 inner SGD steps; one row per model, one column per K.
+* :func:`plot_mse_vs_steps` — Figure-3 style: mean query MSE (± 95% CI band) against the number of inner
+  gradient steps 0…10, one panel per K, one line per model (MAML vs multi-task pretraining, …).
+
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global backend change), so
+this works headless and inside notebooks alike; each function saves a PNG and returns the Figure.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .evaluate import DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, make_test_tasks, summarize
+from .meta import adapt
+from .nn import mlp
+from .tasks import sinusoid
+
+__all__ = ["plot_adaptation", "plot_mse_vs_steps", "mse_curves", "COLORS"]
+
+COLORS = {"maml": "tab:green", "fomaml": "tab:orange", "reptile": "tab:purple", "multitask": "tab:blue",
+          "article": "tab:gray"}
+
+
+def _color(name, index):
+    return COLORS.get(name, f"C{index % 10}")
+
+
+def _save(fig, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # no timestamp/software metadata, so re-running the same command rewrites the same bytes
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    return path
+
+
+def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, seed=DEFAULT_EVAL_SEED, task_index=0):
+    """Figure-2 style picture. ``models``: list of ``(label, algorithm, params, activation)``.
+
+    The task is number ``task_index`` of the seeded ``"plot"`` stream; the K-point support sets are
+    nested (the first K of the largest K's points), as in the evaluation.
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("plot_adaptation needs at least one model")
+    ks = sorted(set(int(k) for k in ks))
+    steps = sorted(set(int(s) for s in steps))
+    support, _, info = make_test_tasks(seed, task_index + 1, max(ks), 1, stream="plot")
+    amplitude, phase = info["amplitude"][task_index], info["phase"][task_index]
+    xs_all, ys_all = support[0][task_index:task_index + 1], support[1][task_index:task_index + 1]
+    grid = np.linspace(-5.0, 5.0, 300)[None, :, None]
+
+    fig = Figure(figsize=(4.2 * len(ks), 3.2 * len(models)), layout="constrained")
+    axes = fig.subplots(len(models), len(ks), squeeze=False, sharex=True, sharey=True)
+    for row, (label, algorithm, params, activation) in enumerate(models):
+        color = _color(algorithm, row)
+        for col, k in enumerate(ks):
+            ax = axes[row][col]
+            xs, ys = xs_all[:, :k], ys_all[:, :k]
+            ax.plot(grid[0, :, 0], sinusoid(grid[0, :, 0], amplitude, phase), color="tab:red", lw=2, label="ground truth")
+            ax.plot(grid[0, :, 0], mlp(params, grid[0], activation)[:, 0], ":", color=color, alpha=0.45, lw=1.8,
+                    label="pre-update")
+            for j, s in enumerate(steps):
+                adapted = adapt(params, (xs, ys), inner_lr=inner_lr, inner_steps=s, activation=activation)
+                pred = mlp(adapted, grid, activation)[0, :, 0]
+                ax.plot(grid[0, :, 0], pred, "--" if j < len(steps) - 1 else "-", color=color,
+                        alpha=0.55 + 0.45 * (j + 1) / len(steps), lw=1.2 + 0.6 * j,
+                        label=f"after {s} step{'s' if s != 1 else ''}")
+            ax.plot(xs[0, :, 0], ys[0, :, 0], "^", color="black", ms=6, label="used for grad")
+            ax.set_title(f"{label}, K={k}", fontsize=10)
+            ax.set_xlim(-5, 5)
+            if row == len(models) - 1:
+                ax.set_xlabel("x")
+        axes[row][0].set_ylabel("y")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=8)
+    fig.suptitle(f"Adaptation to a new sine (A={amplitude:.2f}, φ={phase:.2f}), inner step size α={inner_lr}",
+                 fontsize=10)
+    _save(fig, path)
+    return fig
+
+
+def plot_mse_vs_steps(curves, path, *, title=None):
+    """Figure-3 style curves. ``curves``: list of ``(label, algorithm, {K: {S: per-task MSEs}})``.
+
+    Solid: the mean over tasks with its 95% CI band; dotted: the median task. The y-axis stops at 1.25×
+    the largest pre-adaptation error (mean + CI at S = 0); a mean above that — when the inner loop
+    diverges on a few tasks — is drawn as a ▲ on the top edge and its value is written in the panel.
+    """
+    curves = list(curves)
+    if not curves:
+        raise ValueError("plot_mse_vs_steps needs at least one model")
+    ks = sorted(curves[0][2])
+    fig = Figure(figsize=(4.2 * len(ks), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(ks), squeeze=False)[0]
+    for ax, k in zip(axes, ks):
+        stats = {}
+        for label, algorithm, by_k in curves:
+            steps = sorted(by_k[k])
+            stats[label] = (steps, [summarize(by_k[k][s]) for s in steps])
+        top = 1.25 * max(st[0]["mse"] + st[0]["ci95"] for _, st in stats.values())
+        notes = []
+        for i, (label, algorithm, _) in enumerate(curves):
+            steps, st = stats[label]
+            steps = np.array(steps)
+            mean = np.array([x["mse"] for x in st])
+            ci = np.array([x["ci95"] for x in st])
+            median = np.array([x["median"] for x in st])
+            color = _color(algorithm, i)
+            off = ~(mean <= top)  # also catches inf/NaN
+            ax.plot(steps, np.where(off, top, mean), "-o", ms=3, color=color, label=label)
+            ax.fill_between(steps, np.clip(mean - ci, 0, top), np.where(off, top, np.clip(mean + ci, 0, top)),
+                            color=color, alpha=0.2, lw=0)
+            ax.plot(steps, median, ":", color=color, lw=1.2)
+            if off.any():
+                ax.plot(steps[off], np.full(off.sum(), top), "^", ms=8, color=color, clip_on=False)
+                worst = int(np.argmax(np.where(off, np.nan_to_num(mean, nan=np.inf), -np.inf)))
+                notes.append(f"{label}: mean off scale for S = {', '.join(str(s) for s in steps[off])}\n"
+                             f"(up to {mean[worst]:.1e} at S = {steps[worst]}; a few tasks diverge)")
+        if notes:
+            ax.text(0.98, 0.9, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
+                    bbox=dict(boxstyle="round", fc="white", ec="0.8"))
+        ax.set_title(f"k-shot regression, k={k}", fontsize=10)
+        ax.set_xlabel("number of gradient steps")
+        ax.set_ylim(0, top)
+    axes[0].set_ylabel("mean squared error")
+    handles, names = axes[-1].get_legend_handles_labels()
+    handles.append(Line2D([], [], ls=":", color="0.3"))
+    names.append("median task (dotted)")
+    axes[-1].legend(handles, names, fontsize=7.5)
+    n = summarize(curves[0][2][ks[0]][min(curves[0][2][ks[0]])])["n"]
+    fig.suptitle(title or f"Query MSE after S inner steps: mean ± 95% CI over {n} test tasks (solid), median (dotted)",
+                 fontsize=10)
+    _save(fig, path)
+    return fig
+
+
+def mse_curves(params, activation, *, ks=(5, 10, 20), max_steps=10, tasks=600, seed=DEFAULT_EVAL_SEED,
+               k_query=DEFAULT_K_QUERY, inner_lr=0.01):
+    """``{K: {S: per-task MSEs}}`` for S = 0…max_steps on the seeded test tasks (what Figure 3 plots)."""
+    return adaptation_curves(params, ks=ks, steps=range(max_steps + 1), tasks=tasks, seed=seed, k_query=k_query,
+                             inner_lr=inner_lr, activation=activation)

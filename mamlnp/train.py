@@ -1,0 +1,356 @@
+"""The meta-training loop: sample a meta-batch, take the algorithm's (meta-)gradient, step the optimizer.
+
+One iteration, for every algorithm in :data:`mamlnp.meta.ALGORITHMS`::
+
+    support, query = T tasks from p(T), K support and K_q query points each   (rng: the training stream)
+    meta_loss, g    = ALGORITHMS[algorithm](θ, support, query, inner_lr=α, inner_steps=S)
+    θ, opt_state    = optimizer.update(g, opt_state, θ)                       (Adam by default)
+
+What ``g`` is depends on the algorithm: the exact MAML meta-gradient (``maml``), its first-order
+approximation (``fomaml``), Reptile's pseudo-gradient θ − mean_i θ_i^(S) (``reptile``) or the gradient of
+the unadapted model's loss on all of each task's points (``multitask``, which ignores α and S). Likewise
+``meta_loss`` is the query loss after adaptation for maml/fomaml/reptile and the unadapted loss for
+multitask, so the curves of different algorithms are not comparable with each other.
+
+Defaults are the MAML paper's sinusoid setting (Finn et al. 2017, §5.1): a 1-40-40-1 ReLU network, T = 25
+tasks per meta-batch, K = 10 support and 10 query points, α = 0.01, S = 1, Adam with β = 10⁻³ for 70,000
+iterations. Reptile (Nichol, Achiam & Schulman 2018) needs S > 1 — with one step its update is just the
+multi-task gradient on the support set — so it defaults to S = 5 inner steps of α = 0.01 (the sine-wave
+demo that accompanies the paper also runs about five inner SGD steps per task). Where the paper's Reptile
+steps θ ← θ + ε(mean θ' − θ) with a linearly annealed ε, we feed the pseudo-gradient θ − mean θ' to the
+same Adam(10⁻³) as the other algorithms, a use of Reptile's difference as a gradient that the paper
+discusses; this keeps one optimizer for all four rows of the comparison and no schedule (a schedule would
+make a resumed run with a larger ``iters`` differ from an uninterrupted one).
+
+Determinism: the training tasks come from ``rng = np.random.default_rng(seed)`` right after it drew the
+initial parameters; its state is saved in every checkpoint with the parameters and the optimizer's state,
+so a run resumed from a checkpoint reproduces an uninterrupted run bit for bit.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import DEFAULT_EVAL_SEED, evaluate_params
+from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
+from .meta import ALGORITHMS
+from .nn import ACTIVATIONS, init_mlp
+from .optim import OPTIMIZERS
+from .tasks import SinusoidTasks
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigMismatch", "ALGORITHM_DEFAULTS",
+           "TASKS", "train", "make_optimizer", "LAYOUT"]
+
+TASKS = {"sinusoid": SinusoidTasks}
+
+# Per-algorithm defaults that differ from the paper's MAML setting (see the module docstring).
+ALGORITHM_DEFAULTS = {"reptile": {"inner_steps": 5}}
+
+LAYOUT = ("params = [W1, b1, W2, b2, ...]; W_l has shape (fan_in, fan_out), b_l shape (fan_out,); "
+          "layer l computes h @ W_l + b_l, activation between layers, none after the last")
+
+# Keys of TrainConfig that do not define *which* run it is: a resumed run may extend ``iters``.
+_NOT_IDENTITY = ("iters",)
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run's numbers (plus ``iters``, how far it goes)."""
+
+    algorithm: str = "maml"
+    task: str = "sinusoid"
+    iters: int = 70_000
+    meta_batch: int = 25
+    k_support: int = 10
+    k_query: int = 10
+    inner_lr: float = 0.01
+    inner_steps: int = 1
+    optimizer: str = "adam"
+    meta_lr: float = 1e-3
+    seed: int = 0
+    sizes: tuple = (1, 40, 40, 1)
+    activation: str = "relu"
+    init: str = "maml"
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {sorted(ALGORITHMS)}, got {self.algorithm!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+        for name in ("iters", "meta_batch", "k_support", "k_query"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not _is_int(self.inner_steps) or self.inner_steps < 0:
+            raise ValueError(f"inner_steps must be a non-negative integer, got {self.inner_steps!r}")
+        if self.algorithm == "reptile" and self.inner_steps < 1:
+            raise ValueError(f"reptile needs inner_steps ≥ 1 (with S = 0 its update is zero), got {self.inner_steps}")
+        for name in ("inner_lr", "meta_lr"):
+            value = getattr(self, name)
+            if not _is_number(value) or not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        sizes = tuple(self.sizes) if isinstance(self.sizes, (list, tuple)) else None
+        if not sizes or len(sizes) < 2 or any(not _is_int(s) or s < 1 for s in sizes):
+            raise ValueError(f"sizes must be at least two positive integers (input, …, output), got {self.sizes!r}")
+        if sizes[0] != 1 or sizes[-1] != 1:
+            raise ValueError(f"the sinusoid task maps x ∈ R to y ∈ R, so sizes must start and end with 1, got {list(sizes)}")
+        object.__setattr__(self, "sizes", tuple(int(s) for s in sizes))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.init not in ("maml", "glorot"):
+            raise ValueError(f"init must be 'maml' or 'glorot', got {self.init!r}")
+        object.__setattr__(self, "inner_lr", float(self.inner_lr))
+        object.__setattr__(self, "meta_lr", float(self.meta_lr))
+
+    @classmethod
+    def for_algorithm(cls, algorithm="maml", **overrides):
+        """The paper's defaults, then :data:`ALGORITHM_DEFAULTS` for ``algorithm``, then ``overrides``."""
+        values = dict(ALGORITHM_DEFAULTS.get(algorithm, {}))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(algorithm=algorithm, **values)
+
+    @classmethod
+    def from_dict(cls, data):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}")
+        return cls(**data)
+
+    def to_dict(self):
+        out = asdict(self)
+        out["sizes"] = list(self.sizes)
+        return out
+
+    def identity(self):
+        """The settings a resumed run must share with its checkpoint (all but ``iters``)."""
+        return {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss, gradient or parameter appeared; no checkpoint was written for it."""
+
+    def __init__(self, iteration, reason, checkpoint=None, checkpoint_iteration=None):
+        self.iteration, self.reason = iteration, reason
+        self.checkpoint, self.checkpoint_iteration = checkpoint, checkpoint_iteration
+        kept = (f"; the last good checkpoint {checkpoint} (iteration {checkpoint_iteration}) was kept"
+                if checkpoint is not None else "; no checkpoint was written")
+        super().__init__(f"training diverged at iteration {iteration}: {reason}{kept}. "
+                         f"Try a smaller meta-lr or inner-lr.")
+
+
+class ConfigMismatch(ValueError):
+    """``resume`` was asked with settings that differ from the checkpoint's."""
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    params: list
+    opt_state: dict
+    loss_history: np.ndarray
+    iteration: int
+    wall_time_s: float
+    evals: list = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+def make_optimizer(config):
+    return OPTIMIZERS[config.optimizer](lr=config.meta_lr)
+
+
+def _nonfinite(arrays):
+    """Index of the first array with a NaN/inf entry, or None."""
+    for i, a in enumerate(arrays):
+        if not np.isfinite(a).all():
+            return i
+    return None
+
+
+def _metadata(config, iteration, rng, wall_time_s, evals, optimizer):
+    from . import __version__
+    opt_info = {"name": config.optimizer, **{k: float(v) for k, v in asdict(optimizer).items()}}
+    return {
+        "algorithm": config.algorithm,
+        "task": config.task,
+        "config": config.to_dict(),
+        "model": {"sizes": list(config.sizes), "activation": config.activation, "init": config.init,
+                  "dtype": "float64", "layout": LAYOUT},
+        "optimizer": opt_info,
+        "iteration": int(iteration),
+        "complete": bool(iteration >= config.iters),
+        "rng_state": rng.bit_generator.state,
+        "wall_time_s": float(wall_time_s),
+        "evals": evals,
+        "mamlnp_version": __version__,
+        "numpy_version": np.__version__,
+    }
+
+
+def _check_resumable(ckpt, config):
+    saved = ckpt.metadata.get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{ckpt.path}: checkpoint has no training configuration; it cannot be resumed")
+    try:
+        saved_config = TrainConfig.from_dict(saved)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{ckpt.path}: its training configuration is invalid: {err}") from err
+    want, have = config.identity(), saved_config.identity()
+    diffs = [f"{k}: checkpoint has {have[k]!r}, requested {want[k]!r}" for k in want if want[k] != have[k]]
+    if diffs:
+        raise ConfigMismatch(f"cannot resume {ckpt.path}: it comes from another configuration ("
+                             + "; ".join(diffs) + "). Drop those options or start a new run in another folder.")
+    iteration = int(ckpt.metadata.get("iteration", -1))
+    if iteration > config.iters:
+        raise ConfigMismatch(f"cannot resume {ckpt.path} to iters={config.iters}: it is already at iteration {iteration}")
+    state = ckpt.metadata.get("rng_state")
+    if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+        raise CheckpointError(f"{ckpt.path}: checkpoint has no PCG64 generator state to resume from")
+    if ckpt.opt_state is None:
+        raise CheckpointError(f"{ckpt.path}: checkpoint has no optimizer state to resume from")
+    return iteration
+
+
+def train(config, out=None, *, resume=False, overwrite=False, checkpoint_every=1000, eval_every=5000,
+          eval_tasks=100, eval_seed=DEFAULT_EVAL_SEED, progress=None, verbose=False, label=None):
+    """Meta-train ``config`` (a :class:`TrainConfig`); return a :class:`TrainResult`.
+
+    ``out``: a folder for ``checkpoint.npz`` (written at iteration 0, every ``checkpoint_every`` iterations
+    and at the end), or None to keep nothing on disk. ``resume=True`` continues from ``out``'s checkpoint
+    (same settings required, ``config.iters`` may grow); without it an existing checkpoint is an error
+    unless ``overwrite=True``. Every ``eval_every`` iterations the model is evaluated on ``eval_tasks``
+    validation tasks (a stream separate from training and test tasks) at K = k_support after 0, 1, 10
+    steps. ``progress``: show a tqdm bar (None: only when stderr is a terminal); ``verbose``: print the
+    periodic evaluations. Raises :class:`TrainingDiverged` on NaN/inf, leaving the last checkpoint intact.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    for name, value in (("checkpoint_every", checkpoint_every), ("eval_every", eval_every), ("eval_tasks", eval_tasks)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    ckpt_file = None
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"output folder {str(out)!r} exists and is a file, not a directory")
+        ckpt_file = out / CHECKPOINT_NAME
+        if not resume and ckpt_file.exists() and not overwrite:
+            raise FileExistsError(f"{str(out)!r} already holds a checkpoint; resume it, allow overwriting, "
+                                  f"or choose another output folder")
+    elif resume:
+        raise ValueError("resume=True needs the output folder that holds the checkpoint")
+
+    task_family = TASKS[config.task]()
+    gradient_fn = ALGORITHMS[config.algorithm]
+    optimizer = make_optimizer(config)
+    history = np.zeros(config.iters, dtype=np.float64)
+
+    if resume:
+        ckpt = read_checkpoint(ckpt_file)
+        start = _check_resumable(ckpt, config)
+        params = [np.array(p, dtype=np.float64) for p in ckpt.params]
+        opt_state = ckpt.opt_state
+        rng = np.random.default_rng()
+        rng.bit_generator.state = ckpt.metadata["rng_state"]
+        history[:start] = ckpt.loss_history
+        evals = list(ckpt.metadata.get("evals", []))
+        wall_before = float(ckpt.metadata.get("wall_time_s", 0.0))
+    else:
+        rng = np.random.default_rng(config.seed)
+        params = init_mlp(list(config.sizes), rng, scheme=config.init)
+        opt_state = optimizer.init(params)
+        start, evals, wall_before = 0, [], 0.0
+
+    segment_start = time.perf_counter()
+    last_saved = (None, None)
+
+    def save(done):
+        nonlocal last_saved
+        if ckpt_file is None:
+            return
+        wall = wall_before + time.perf_counter() - segment_start
+        save_checkpoint(ckpt_file, params, _metadata(config, done, rng, wall, evals, optimizer),
+                        opt_state=opt_state, loss_history=history[:done])
+        last_saved = (ckpt_file, done)
+
+    if resume:
+        last_saved = (ckpt_file, start)
+    else:
+        save(0)
+
+    from tqdm.auto import tqdm
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    name = label or config.algorithm
+    bar = tqdm(total=config.iters, initial=start, disable=not show, desc=name, unit="it", file=sys.stderr,
+               dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
+
+    def say(line):
+        if verbose:
+            tqdm.write(line, file=sys.stderr)
+
+    say(f"[{name}] training {config.algorithm} from iteration {start} to {config.iters} "
+        f"(meta-batch {config.meta_batch}, K={config.k_support}, α={config.inner_lr}, S={config.inner_steps}, "
+        f"{config.optimizer} lr={config.meta_lr}, seed {config.seed})")
+    done = start
+    try:
+        for it in range(start, config.iters):
+            support, query, _ = task_family.sample(rng, config.meta_batch, config.k_support, config.k_query)
+            # overflow shows up as inf/NaN, which the checks below report with the iteration number; numpy's
+            # own RuntimeWarnings would only repeat that, less clearly
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, grads = gradient_fn(params, support, query, inner_lr=config.inner_lr,
+                                          inner_steps=config.inner_steps, loss="mse", activation=config.activation)
+                reason = None
+                if not np.isfinite(loss):
+                    reason = f"the meta-loss is {loss}"
+                elif (bad := _nonfinite(grads)) is not None:
+                    reason = f"the gradient of parameter array {bad} has NaN/inf entries (meta-loss {loss:.4g})"
+                else:
+                    new_params, new_state = optimizer.update(grads, opt_state, params)
+                    if (bad := _nonfinite(new_params)) is not None:
+                        reason = f"parameter array {bad} became NaN/inf after the update (meta-loss {loss:.4g})"
+            if reason is not None:
+                raise TrainingDiverged(it + 1, reason, *last_saved)
+            params, opt_state = new_params, new_state
+            history[it] = loss
+            done = it + 1
+            bar.update(1)
+            if done % 200 == 0 and show:
+                bar.set_postfix_str(f"meta-loss {np.mean(history[done - 200:done]):.4f}", refresh=False)
+            if done % eval_every == 0 or done == config.iters:
+                result = evaluate_params(params, ks=(config.k_support,), steps=(0, 1, 10), tasks=eval_tasks,
+                                         seed=eval_seed, stream="validation", inner_lr=config.inner_lr,
+                                         activation=config.activation)
+                record = {"iteration": done, "k": config.k_support, "tasks": eval_tasks,
+                          "mse": {str(r["steps"]): r["mse"] for r in result["rows"]},
+                          "ci95": {str(r["steps"]): r["ci95"] for r in result["rows"]}}
+                if not evals or evals[-1]["iteration"] != done:
+                    evals.append(record)
+                window = history[max(0, done - eval_every):done]
+                say(f"[{name}] iteration {done}/{config.iters}: meta-loss {np.mean(window):.4f} (mean of last "
+                    f"{window.size}); validation MSE at K={config.k_support} ({eval_tasks} tasks): "
+                    + ", ".join(f"{s} step{'' if s == '1' else 's'} {record['mse'][s]:.3f}" for s in ("0", "1", "10")))
+            if done % checkpoint_every == 0 or done == config.iters:
+                save(done)
+    finally:
+        bar.close()
+
+    wall = wall_before + time.perf_counter() - segment_start
+    return TrainResult(config=config, params=params, opt_state=opt_state, loss_history=history[:done].copy(),
+                       iteration=done, wall_time_s=wall, evals=evals, checkpoint=ckpt_file)
