@@ -4,11 +4,10 @@ explanation, and report a stub as "not attempted yet".
 The checkers' own closed forms are tested too: the exercise-2 optimum must zero the engine's
 meta-gradient, and the exercise-4 gradient must match central differences of its objective.
 """
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _solutions import load_solutions
 
 from mamlnp import quadratic
 from mamlnp.checks import relative_error
@@ -17,17 +16,8 @@ from mamlnp.meta import meta_gradient
 
 pytestmark = pytest.mark.exercise
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "chapters" / "solutions" / "ch03_1.py"
 
-
-def _load_solutions():
-    spec = importlib.util.spec_from_file_location("ch03_1_solutions", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = _load_solutions()
+solutions = load_solutions("ch03_1")
 
 
 def _stub(*args):

@@ -1,10 +1,9 @@
 """The chapter 3.2 exercise checkers pass the reference solutions, fail plausible wrong answers with an
 explanation that names the mistake, and report a stub as "not attempted yet"."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _solutions import load_solutions
 
 import mamlnp
 from mamlnp import losses, nn, ops
@@ -12,17 +11,8 @@ from mamlnp.exercises import ch03_2
 
 pytestmark = pytest.mark.exercise
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "chapters" / "solutions" / "ch03_2.py"
 
-
-def _load_solutions():
-    spec = importlib.util.spec_from_file_location("ch03_2_solutions", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = _load_solutions()
+solutions = load_solutions("ch03_2")
 
 
 def _stub(*args, **kwargs):

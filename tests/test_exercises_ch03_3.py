@@ -1,11 +1,10 @@
 """The checkers of chapter 3.3's exercises (mamlnp.exercises.ch03_3) pass the reference solutions in
 chapters/solutions/ch03_3.py, fail plausible wrong answers with a message that names the mistake, and
 answer "not attempted yet" to the notebook's stubs."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _solutions import load_solutions
 
 import mamlnp
 from mamlnp import ops
@@ -14,15 +13,11 @@ from mamlnp.pytree import tree_map
 
 pytestmark = pytest.mark.exercise
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "chapters" / "solutions" / "ch03_3.py"
 
 
 @pytest.fixture(scope="module")
 def sol():
-    spec = importlib.util.spec_from_file_location("ch03_3_solutions", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_solutions("ch03_3")
 
 
 def _stub(*args, **kwargs):

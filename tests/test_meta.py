@@ -10,6 +10,7 @@ differences of that plain evaluation.
 """
 import numpy as np
 import pytest
+from _reference import numpy_mlp
 
 import mamlnp
 from mamlnp import losses, ops
@@ -22,20 +23,9 @@ from mamlnp.tasks import SinusoidTasks
 
 FD_RTOL = 1e-6  # the project's tolerance for derivatives against finite differences (float64)
 EXACT_RTOL = 1e-12  # for identities that hold up to rounding (same arithmetic in another order)
-NUMPY_ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh}
 
 
 # ---------------------------------------------------------------------------------------- references
-def numpy_mlp(params, x, activation):
-    h = x
-    n_layers = len(params) // 2
-    for layer in range(n_layers):
-        h = h @ params[2 * layer] + params[2 * layer + 1]
-        if layer < n_layers - 1:
-            h = NUMPY_ACTIVATIONS[activation](h)
-    return h
-
-
 def numpy_task_loss(params, x, y, loss, activation):
     """One task's loss in plain NumPy: x (K, d_in); y (K, d_out) for "mse", integer (K,) for "cross_entropy"."""
     pred = numpy_mlp(params, x, activation)
@@ -132,6 +122,20 @@ def read_only_copies(*trees):
 
 
 # ---------------------------------------------------------------------------------------- MAML vs finite differences
+def assert_meta_gradient_matches_bilevel_fd(params, support, query, settings):
+    """maml_gradient vs central differences of the independently computed L_meta(θ) (≤ FD_RTOL), and a
+    guard that the comparison can fail: first-order MAML must be ≥ 1e-2 away on the same settings."""
+    meta_loss, grads = maml_gradient(params, support, query, **settings)
+    reference = lambda theta: reference_meta_loss(theta, support, query, **settings)  # noqa: E731
+    assert meta_loss == pytest.approx(reference(params), rel=EXACT_RTOL)
+    numeric = central_differences(reference, params)
+    err, where = relative_error(grads, numeric, "maml_gradient")
+    print(f"FD {settings}: worst relative error {err:.2e} at {where}")
+    assert err <= FD_RTOL, f"worst relative error {err:.2e} at {where}"
+    _, first_order = maml_gradient(params, support, query, **{**settings, "order": 1})
+    assert relative_error(first_order, numeric)[0] > 1e-2
+
+
 @pytest.mark.parametrize("inner_steps", [1, 2, 5])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_maml_gradient_matches_finite_differences_of_bilevel_objective(activation, inner_steps):
@@ -142,16 +146,8 @@ def test_maml_gradient_matches_finite_differences_of_bilevel_objective(activatio
     quantity without the Hessian terms) is ≥ 1e-2 away from the finite differences on these settings.
     """
     params, support, query = regression_meta_batch(seed=0)
-    settings = dict(inner_lr=0.05, inner_steps=inner_steps, activation=activation)
-    meta_loss, grads = maml_gradient(params, support, query, **settings)
-    reference = lambda theta: reference_meta_loss(theta, support, query, **settings)  # noqa: E731
-    assert meta_loss == pytest.approx(reference(params), rel=EXACT_RTOL)
-    numeric = central_differences(reference, params)
-    err, where = relative_error(grads, numeric, "maml_gradient")
-    print(f"FD mse {activation} S={inner_steps}: worst relative error {err:.2e} at {where}")
-    assert err <= FD_RTOL, f"worst relative error {err:.2e} at {where}"
-    _, first_order = maml_gradient(params, support, query, order=1, **settings)
-    assert relative_error(first_order, numeric)[0] > 1e-2
+    assert_meta_gradient_matches_bilevel_fd(params, support, query,
+                                            dict(inner_lr=0.05, inner_steps=inner_steps, activation=activation))
 
 
 @pytest.mark.parametrize("activation, inner_steps", [("tanh", 1), ("relu", 1), ("tanh", 2)])
@@ -159,16 +155,8 @@ def test_maml_gradient_cross_entropy_matches_finite_differences(activation, inne
     """The same finite-difference check for classification: softmax cross-entropy with integer labels,
     MLP [2, 6, 6, 3], T = 3 tasks, K = 5, α = 0.4 (≤ 1e-6 relative; FOMAML differs by ≥ 1e-2)."""
     params, support, query = classification_meta_batch(seed=1)
-    settings = dict(inner_lr=0.4, inner_steps=inner_steps, loss="cross_entropy", activation=activation)
-    meta_loss, grads = maml_gradient(params, support, query, **settings)
-    reference = lambda theta: reference_meta_loss(theta, support, query, **settings)  # noqa: E731
-    assert meta_loss == pytest.approx(reference(params), rel=EXACT_RTOL)
-    numeric = central_differences(reference, params)
-    err, where = relative_error(grads, numeric, "maml_gradient")
-    print(f"FD cross_entropy {activation} S={inner_steps}: worst relative error {err:.2e} at {where}")
-    assert err <= FD_RTOL, f"worst relative error {err:.2e} at {where}"
-    _, first_order = maml_gradient(params, support, query, order=1, **settings)
-    assert relative_error(first_order, numeric)[0] > 1e-2
+    assert_meta_gradient_matches_bilevel_fd(params, support, query, dict(
+        inner_lr=0.4, inner_steps=inner_steps, loss="cross_entropy", activation=activation))
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Feedback", "attempt"]
+from ..ops import Primitive, primitive
+
+__all__ = ["Feedback", "attempt", "as_primitive"]
 
 
 @dataclass
@@ -42,3 +44,21 @@ def attempt(exercise, fn, *args, **kwargs):
         return fn(*args, **kwargs), None
     except NotImplementedError:
         return None, Feedback(exercise, False, "not attempted yet (the stub still raises NotImplementedError)")
+
+
+def as_primitive(student, exercise, checker):
+    """The student's answer to a "write a new primitive" exercise as an unregistered Primitive.
+
+    Accepts the class (forward, vjp, jvp, vjp_tangent) or the Primitive built from it. Returns
+    ``(primitive, None)`` or ``(None, Feedback)`` when a rule is missing — the student's mistake, reported as
+    feedback; anything that is not a class or Primitive is a TypeError naming ``checker``.
+    """
+    if isinstance(student, Primitive):
+        return student, None
+    if isinstance(student, type):
+        try:
+            return primitive(student, register=False), None
+        except TypeError as err:
+            return None, Feedback(exercise, False, f"cannot build a primitive from class {student.__name__}: {err}")
+    raise TypeError(f"{checker} expects your class (with forward, vjp, jvp and vjp_tangent) or the Primitive made "
+                    f"from it by mamlnp.ops.primitive(cls, register=False); got {type(student).__name__}")

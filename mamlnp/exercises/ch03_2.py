@@ -26,11 +26,10 @@ from .. import ops
 from ..checks import check_grad, check_hvp, relative_error
 from ..meta import adapt
 from ..nn import init_mlp
-from ..ops import Primitive, primitive
 from ..optim import Adam
 from ..tasks import SinusoidTasks
 from ..transforms import jvp
-from . import Feedback, attempt
+from . import Feedback, as_primitive, attempt
 
 __all__ = ["check_adam_meta_update", "check_inner_sgd_step", "check_sin_primitive", "check_numerical_grad"]
 
@@ -231,18 +230,6 @@ def check_inner_sgd_step(inner_sgd_step, *, inner_lr=0.01) -> Feedback:
 EX3 = "3.2 ex. 3: sin primitive"
 
 
-def _as_primitive(student):
-    if isinstance(student, Primitive):
-        return student, None
-    if isinstance(student, type):
-        try:
-            return primitive(student, register=False), None
-        except TypeError as err:  # a missing rule is the student's mistake: report it as feedback
-            return None, Feedback(EX3, False, f"cannot build a primitive from class {student.__name__}: {err}")
-    raise TypeError("check_sin_primitive expects your class (forward, vjp, jvp, vjp_tangent) or the Primitive "
-                    f"made from it by mamlnp.ops.primitive(cls, register=False); got {type(student).__name__}")
-
-
 def _sign_hint(result):
     """A hint when the engine's answer in a CheckResult is a simple multiple of the finite-difference one."""
     return _ratio_hint(result.analytic, result.numeric)
@@ -268,7 +255,7 @@ def check_sin_primitive(sin) -> Feedback:
     ``vjp_tangent(i, g, out, out_tangent, inputs, input_tangents)``) or the Primitive built from it with
     ``mamlnp.ops.primitive(cls, register=False)``.
     """
-    prim, problem = _as_primitive(sin)
+    prim, problem = as_primitive(sin, EX3, "check_sin_primitive")
     if problem:
         return problem
     rng = np.random.default_rng(3203)

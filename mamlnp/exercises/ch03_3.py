@@ -24,10 +24,9 @@ import numpy as np
 
 from .. import losses, nn, ops
 from ..checks import check_grad, check_hvp, relative_error
-from ..ops import Primitive, primitive
 from ..pytree import check_same_structure, tree_flatten, tree_map, tree_unflatten
 from ..transforms import grad, hessian, hvp
-from . import Feedback, attempt
+from . import Feedback, as_primitive, attempt
 
 __all__ = ["check_silu_rules", "check_one_step_meta_gradient", "check_first_order_exact", "check_linear_mse_hvp"]
 
@@ -80,20 +79,6 @@ def _silu(x):
     return x * _sigmoid(x)
 
 
-def _as_primitive(student):
-    if isinstance(student, Primitive):
-        return student, None
-    if isinstance(student, type):
-        try:
-            return primitive(student, register=False), None
-        except TypeError as err:  # a missing rule: the student's mistake, reported as feedback
-            return None, Feedback(EX1, False, f"cannot build a primitive from class {student.__name__}: {err}")
-    raise TypeError(
-        "check_silu_rules expects your class (with forward, vjp, jvp and vjp_tangent) or the Primitive "
-        f"made from it by mamlnp.ops.primitive(cls, register=False); got {type(student).__name__}"
-    )
-
-
 def _rule_output(name, value, shape):
     """None if ``value`` is a float array of ``shape``, else a Feedback saying what came back."""
     if value is None:
@@ -111,7 +96,7 @@ def check_silu_rules(student) -> Feedback:
     ``vjp(i, g, out, inputs)``, ``jvp(i, t, out, inputs)``,
     ``vjp_tangent(i, g, out, out_tangent, inputs, input_tangents)``) or the Primitive built from it.
     """
-    prim, problem = _as_primitive(student)
+    prim, problem = as_primitive(student, EX1, "check_silu_rules")
     if problem is not None:
         return problem
     rng = np.random.default_rng(20170703)
