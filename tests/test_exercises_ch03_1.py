@@ -157,7 +157,7 @@ def test_exercise3_answer_really_makes_the_optima_coincide_and_nothing_nearby_do
 
 # ---------------------------------------------------------------------------------------- exercise 4
 def test_exercise4_closed_form_matches_finite_differences_of_the_proximal_objective():
-    """The checker's (1/T) Σ B A B (θ − c), B = λ(A + λI)⁻¹, equals central differences (step 1e-4; the objective
+    """The checker's (1/T) Σ B A B (θ − c), B = ρ(A + ρI)⁻¹, equals central differences (step 1e-4; the objective
     is quadratic, so only rounding remains) of (1/T) Σ L_T(φ*_T(θ)) built from proximal_inner_solution."""
     rng = np.random.default_rng(5)
     centers, curvatures = quadratic.sample_tasks(rng, 5, 3)
@@ -179,11 +179,11 @@ def test_exercise4_closed_form_matches_finite_differences_of_the_proximal_object
     (lambda th, c, a, reg: np.mean(_einsum_mv(np.linalg.inv(a + reg * np.eye(c.shape[1])),
                                               _einsum_mv(a, quadratic.proximal_inner_solution(th, c, a, reg=reg) - c)),
                                    axis=0),
-     "without the factor λ"),
+     "without the factor ρ"),
     (lambda *args: -solutions.proximal_meta_gradient(*args), "sign error"),
 ])
 def test_exercise4_fails_plausible_mistakes_and_names_them(wrong, diagnosis):
-    """Forgetting the implicit Jacobian, dropping its factor λ, or a sign error are rejected and named."""
+    """Forgetting the implicit Jacobian, dropping its factor ρ, or a sign error are rejected and named."""
     feedback = ch03_1.check_proximal_meta_gradient(wrong)
     assert not feedback and diagnosis in str(feedback)
 

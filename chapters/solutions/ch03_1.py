@@ -6,7 +6,7 @@ For teachers: each function passes its checker in :mod:`mamlnp.exercises.ch03_1`
     >>> ch03_1.check_split_meta_gradient(split_meta_gradient)
 
 Conventions: ``support = (centers_s, curvatures_s)``, ``query = (centers_q, curvatures_q)`` with shapes
-(T, d) and (T, d, d); ``theta`` has shape (d,); α is ``inner_lr`` and λ is ``reg``.
+(T, d) and (T, d, d); ``theta`` has shape (d,); α is ``inner_lr`` and ρ is ``reg``.
 """
 import numpy as np
 
@@ -44,8 +44,8 @@ def coinciding_inner_lr(a1, a2):
 
 
 def proximal_meta_gradient(theta, centers, curvatures, reg):
-    """Exercise 4. The proximal inner problem min_φ ½(φ − c)ᵀA(φ − c) + (λ/2)‖φ − θ‖² has
-    (A + λI)(φ* − c) = λ(θ − c), so φ* − c = B(θ − c) with B = λ(A + λI)⁻¹ = (I + A/λ)⁻¹ = ∂φ*/∂θ
+    """Exercise 4. The proximal inner problem min_φ ½(φ − c)ᵀA(φ − c) + (ρ/2)‖φ − θ‖² has
+    (A + ρI)(φ* − c) = ρ(θ − c), so φ* − c = B(θ − c) with B = ρ(A + ρI)⁻¹ = (I + A/ρ)⁻¹ = ∂φ*/∂θ
     (the implicit Jacobian of iMAML). The gradient of L_T(φ*(θ)) is Bᵀ A (φ* − c) = B A B (θ − c)."""
     eye = np.eye(theta.shape[0])
     jacobian = reg * np.linalg.inv(curvatures + reg * eye)

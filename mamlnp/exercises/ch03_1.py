@@ -10,7 +10,7 @@ task's centre (T, d) and curvature (T, d, d), as in :func:`mamlnp.quadratic.meta
 3. :func:`check_coinciding_inner_lr` — the α > 0 at which the MAML and multi-task optima of two
    isotropic tasks (A_1 = a₁ I, A_2 = a₂ I, a₁ ≠ a₂) coincide.
 4. :func:`check_proximal_meta_gradient` — the meta-gradient through iMAML's proximal inner solution
-   φ*_T(θ) = argmin_φ L_T(φ) + (λ/2)‖φ − θ‖².
+   φ*_T(θ) = argmin_φ L_T(φ) + (ρ/2)‖φ − θ‖².
 
 Each checker runs the student's function on several task families and compares with an exact answer
 (the engine's meta-gradient for 1; closed forms, themselves tested against the engine and against
@@ -259,9 +259,9 @@ PROXIMAL_CASES = ((21, 1, 2, 1.0), (22, 5, 2, 0.5), (23, 4, 3, 3.0), (24, 6, 2, 
 
 
 def proximal_meta_gradient_closed_form(theta, centers, curvatures, reg):
-    """∇_θ (1/T) Σ L_T(φ*_T(θ)) = (1/T) Σ B_T A_T B_T (θ − c_T), B_T = λ (A_T + λ I)⁻¹.
+    """∇_θ (1/T) Σ L_T(φ*_T(θ)) = (1/T) Σ B_T A_T B_T (θ − c_T), B_T = ρ (A_T + ρ I)⁻¹.
 
-    φ*_T − c_T = B_T (θ − c_T), and B_T = ∂φ*_T/∂θ — iMAML's implicit Jacobian (I + A_T/λ)⁻¹.
+    φ*_T − c_T = B_T (θ − c_T), and B_T = ∂φ*_T/∂θ — iMAML's implicit Jacobian (I + A_T/ρ)⁻¹.
     """
     c, a = quadratic.validate_tasks(centers, curvatures)
     b = reg * np.linalg.inv(a + reg * np.eye(c.shape[1]))
@@ -284,9 +284,9 @@ def _proximal_mistakes(theta, centers, curvatures, reg):
     first_order = np.einsum("tij,tj->ti", curvatures, solved - centers)
     right = proximal_meta_gradient_closed_form(theta, centers, curvatures, reg)
     return {
-        "first-order: ∇L_T(φ*) without the implicit Jacobian λ(A + λI)⁻¹": np.mean(first_order, axis=0),
-        "the Jacobian written (A + λI)⁻¹, without the factor λ": np.mean(np.einsum("tij,tj->ti", inv, first_order), axis=0),
-        "the explicit-step Jacobian I − A/λ (one gradient step of size 1/λ) instead of the implicit (I + A/λ)⁻¹":
+        "first-order: ∇L_T(φ*) without the implicit Jacobian ρ(A + ρI)⁻¹": np.mean(first_order, axis=0),
+        "the Jacobian written (A + ρI)⁻¹, without the factor ρ": np.mean(np.einsum("tij,tj->ti", inv, first_order), axis=0),
+        "the explicit-step Jacobian I − A/ρ (one gradient step of size 1/ρ) instead of the implicit (I + A/ρ)⁻¹":
             np.mean(np.einsum("tij,tj->ti", eye - curvatures / reg, first_order), axis=0),
         "the sum over tasks instead of the mean": right * centers.shape[0],
         "minus the meta-gradient (a sign error)": -right,
@@ -295,7 +295,7 @@ def _proximal_mistakes(theta, centers, curvatures, reg):
 
 def check_proximal_meta_gradient(student_fn):
     """Exercise 4: ``student_fn(theta, centers, curvatures, reg) -> (d,)`` must return the gradient of
-    (1/T) Σ_T L_T(φ*_T(θ)), φ*_T(θ) = argmin_φ L_T(φ) + (λ/2)‖φ − θ‖² (λ = ``reg``)."""
+    (1/T) Σ_T L_T(φ*_T(θ)), φ*_T(θ) = argmin_φ L_T(φ) + (ρ/2)‖φ − θ‖² (ρ = ``reg``)."""
     exercise = "ch03_1 exercise 4: proximal (iMAML) meta-gradient"
     cases = _proximal_cases()
     for n, (theta, centers, curvatures, reg) in enumerate(cases, start=1):
@@ -310,6 +310,6 @@ def check_proximal_meta_gradient(student_fn):
             return bad
         expected = proximal_meta_gradient_closed_form(theta, centers, curvatures, reg)
         if relative_error(got, expected)[0] > RTOL:
-            label = f"case {n} of {len(cases)} (T = {centers.shape[0]}, d = {theta.shape[0]}, λ = {reg})"
+            label = f"case {n} of {len(cases)} (T = {centers.shape[0]}, d = {theta.shape[0]}, ρ = {reg})"
             return _mismatch(exercise, label, expected, got, _proximal_mistakes(theta, centers, curvatures, reg))
     return Feedback(exercise, True, f"matches the implicit meta-gradient to {RTOL:.0e} on all {len(cases)} task families")
