@@ -27,7 +27,7 @@ from .optim import Adam
 from .perf import keep_freed_memory
 from .tasks import SinusoidTasks
 
-__all__ = ["main", "time_block"]
+__all__ = ["main", "time_block", "interleaved_medians"]
 
 _ALLOCATOR_TUNED = False
 

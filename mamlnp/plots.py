@@ -55,7 +55,7 @@ def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, s
     xs_all, ys_all = support[0][task_index:task_index + 1], support[1][task_index:task_index + 1]
     grid = np.linspace(-5.0, 5.0, 300)[None, :, None]
 
-    fig = Figure(figsize=(4.2 * len(ks), 3.2 * len(models)), layout="constrained")
+    fig = Figure(figsize=(max(4.2 * len(ks), 8.0), 3.2 * len(models)), layout="constrained")  # room for the legend with one K
     axes = fig.subplots(len(models), len(ks), squeeze=False, sharex=True, sharey=True)
     for row, (label, algorithm, params, activation) in enumerate(models):
         color = _color(algorithm, row)

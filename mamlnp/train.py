@@ -12,9 +12,9 @@ the unadapted model's loss on all of each task's points (``multitask``, which ig
 ``meta_loss`` is the query loss after adaptation for maml/fomaml/reptile and the unadapted loss for
 multitask, so the curves of different algorithms are not comparable with each other.
 
-Defaults are the MAML paper's sinusoid setting (Finn et al. 2017, §5.1): a 1-40-40-1 ReLU network, T = 25
-tasks per meta-batch, K = 10 support and 10 query points, α = 0.01, S = 1, Adam with β = 10⁻³ for 70,000
-iterations. Reptile (Nichol, Achiam & Schulman 2018) needs S > 1 — with one step its update is just the
+Defaults are the MAML sinusoid setting — from Finn et al. 2017, §5.1: a 1-40-40-1 ReLU network, K = 10
+support points, S = 1 step of α = 0.01, Adam; from their reference code (cbfinn/maml: main.py defaults and
+its README's sinusoid command): T = 25 tasks per meta-batch, 10 query points, β = 10⁻³, 70,000 iterations. Reptile (Nichol, Achiam & Schulman 2018) needs S > 1 — with one step its update is just the
 multi-task gradient on the support set — so it defaults to S = 5 inner steps of α = 0.01 (the sine-wave
 demo that accompanies the paper also runs about five inner SGD steps per task). Where the paper's Reptile
 steps θ ← θ + ε(mean θ' − θ) with a linearly annealed ε, we feed the pseudo-gradient θ − mean θ' to the
