@@ -402,7 +402,7 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED
     except KeyboardInterrupt:
-        print("\ninterrupted; the last checkpoint is kept (continue with --resume DIR)", file=sys.stderr)
+        print("\ninterrupted; a checkpoint of the last completed iteration was saved (continue with --resume DIR)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (UsageError, ConfigMismatch, CheckpointError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)

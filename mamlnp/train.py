@@ -238,6 +238,7 @@ def train(config, out=None, *, resume=False, overwrite=False, checkpoint_every=1
     validation tasks (a stream separate from training and test tasks) at K = k_support after 0, 1, 10
     steps. ``progress``: show a tqdm bar (None: only when stderr is a terminal); ``verbose``: print the
     periodic evaluations. Raises :class:`TrainingDiverged` on NaN/inf, leaving the last checkpoint intact.
+    On KeyboardInterrupt it first saves the last completed iteration (RNG rewound to match), then re-raises.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -308,8 +309,12 @@ def train(config, out=None, *, resume=False, overwrite=False, checkpoint_every=1
         f"(meta-batch {config.meta_batch}, K={config.k_support}, α={config.inner_lr}, S={config.inner_steps}, "
         f"{config.optimizer} lr={config.meta_lr}, seed {config.seed})")
     done = start
+    # (iteration, RNG state before that iteration's sampling): lets an interrupt save a checkpoint that
+    # resumes bit-exactly even when it arrives after the meta-batch was drawn but before the update landed
+    snapshot = (start, rng.bit_generator.state)
     try:
         for it in range(start, config.iters):
+            snapshot = (it, rng.bit_generator.state)
             support, query, _ = task_family.sample(rng, config.meta_batch, config.k_support, config.k_query)
             # overflow shows up as inf/NaN, which the checks below report with the iteration number; numpy's
             # own RuntimeWarnings would only repeat that, less clearly
@@ -327,9 +332,8 @@ def train(config, out=None, *, resume=False, overwrite=False, checkpoint_every=1
                         reason = f"parameter array {bad} became NaN/inf after the update (meta-loss {loss:.4g})"
             if reason is not None:
                 raise TrainingDiverged(it + 1, reason, *last_saved)
-            params, opt_state = new_params, new_state
             history[it] = loss
-            done = it + 1
+            params, opt_state, done = new_params, new_state, it + 1
             bar.update(1)
             if done % 200 == 0 and show:
                 bar.set_postfix_str(f"meta-loss {np.mean(history[done - 200:done]):.4f}", refresh=False)
@@ -348,6 +352,13 @@ def train(config, out=None, *, resume=False, overwrite=False, checkpoint_every=1
                     + ", ".join(f"{s} step{'' if s == '1' else 's'} {record['mse'][s]:.3f}" for s in ("0", "1", "10")))
             if done % checkpoint_every == 0 or done == config.iters:
                 save(done)
+    except KeyboardInterrupt:
+        # keep the work done so far: save the state after the last completed iteration, then re-raise
+        if done == snapshot[0]:
+            rng.bit_generator.state = snapshot[1]  # the interrupted iteration's draw is undone
+        if ckpt_file is not None and last_saved[1] != done:
+            save(done)
+        raise
     finally:
         bar.close()
 

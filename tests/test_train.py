@@ -65,6 +65,40 @@ def test_resume_reproduces_an_uninterrupted_run_bit_for_bit(tmp_path, algorithm)
     assert all(np.array_equal(x, y) for x, y in zip(a.params, b.params))
 
 
+@pytest.mark.parametrize("interrupt_at_call", [9, 10])
+def test_interrupt_saves_the_last_completed_iteration_and_resumes_bit_for_bit(tmp_path, monkeypatch,
+                                                                             interrupt_at_call):
+    """Ctrl-C (KeyboardInterrupt) inside the meta-gradient of iteration k — after that iteration's meta-batch
+    was drawn — saves a checkpoint of iteration k − 1 with the RNG rewound to before the draw, so that resuming
+    gives exactly the numbers of an uninterrupted run. Call 10 also crosses the checkpoint at iteration 10
+    (checkpoint_every=5), so the interrupt must overwrite it with iteration 9's state, not keep it."""
+    import mamlnp.train as train_module
+
+    config = TrainConfig(iters=16, seed=4, **SMALL)
+    straight = _quiet(config, tmp_path / "straight", checkpoint_every=5, eval_every=100)
+
+    real = train_module.ALGORITHMS["maml"]
+    calls = {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == interrupt_at_call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setitem(train_module.ALGORITHMS, "maml", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        _quiet(config, tmp_path / "split", checkpoint_every=5, eval_every=100)
+    monkeypatch.setitem(train_module.ALGORITHMS, "maml", real)
+    saved = read_checkpoint(tmp_path / "split")
+    assert saved.metadata["iteration"] == interrupt_at_call - 1
+    resumed = _quiet(config, tmp_path / "split", resume=True, checkpoint_every=5, eval_every=100)
+    assert all(np.array_equal(a, b) for a, b in zip(straight.params, resumed.params))
+    assert np.array_equal(straight.loss_history, resumed.loss_history)
+    a, b = read_checkpoint(tmp_path / "straight"), read_checkpoint(tmp_path / "split")
+    assert a.metadata["rng_state"] == b.metadata["rng_state"]
+
+
 def test_checkpoints_are_written_at_zero_every_m_and_at_the_end(tmp_path):
     """Checkpoint at iteration 0 on start; after the run it holds the final iteration and history."""
     config = TrainConfig(iters=7, seed=1, **SMALL)
