@@ -371,7 +371,15 @@ def _cmd_plot(args):
     if args.baseline:
         ckpts.append(read_checkpoint(args.baseline))
     elif not args.no_baseline and Path(args.checkpoint).is_dir() and has_checkpoint(Path(args.checkpoint) / "baseline"):
-        ckpts.append(read_checkpoint(Path(args.checkpoint) / "baseline"))
+        base = read_checkpoint(Path(args.checkpoint) / "baseline")
+        # a baseline/ left from an earlier run (e.g. after --overwrite --no-baseline) must not be drawn as this
+        # run's comparison: it has to be the multi-task twin of this run's settings
+        twin = {**main_ckpt.metadata.get("config", {}), "algorithm": "multitask"}
+        if base.metadata.get("config") == twin:
+            ckpts.append(base)
+        else:
+            print(f"warning: {base.path} was not trained with this run's settings; not drawn "
+                  "(pass it with --baseline to draw it anyway)", file=sys.stderr)
     ckpts += [read_checkpoint(c) for c in args.compare]
     curves = _curves(ckpts, ks=args.k, tasks=args.tasks, seed=args.seed, k_query=args.k_query,
                      inner_lr=args.inner_lr, steps=range(args.max_steps + 1))

@@ -187,6 +187,19 @@ def test_plot_writes_both_figures_with_baseline_and_comparisons(main_job, tmp_pa
     assert (tmp_path / "cmp_adaptation.png").is_file() and (tmp_path / "cmp_mse_vs_steps.png").is_file()
 
 
+def test_plot_skips_a_stale_baseline_folder(tmp_path, capsys):
+    """After `train --overwrite --no-baseline` with other settings, the old baseline/ no longer matches the run:
+    plot warns and draws the run alone instead of presenting the stale model as this run's comparison."""
+    assert _train(tmp_path) == 0
+    assert _train(tmp_path, "--overwrite", "--no-baseline", "--seed", "3", "--no-figures") == 0
+    capsys.readouterr()
+    assert cli.main(["plot", str(tmp_path / "run"), "--tasks", "4", "--out-dir", str(tmp_path / "out"),
+                     "--max-steps", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "was not trained with this run's settings" in err
+    assert (tmp_path / "out" / "sinusoid_mse_vs_steps.png").is_file()
+
+
 def test_bench_forwards_the_remaining_arguments(monkeypatch):
     """`python -m mamlnp bench ARGS…` calls mamlnp.bench.main([ARGS…]) and returns its status."""
     seen = []
