@@ -15,3 +15,16 @@ def load_solutions(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def stub(*args, **kwargs):
+    """An unanswered exercise, as the notebooks ship it."""
+    raise NotImplementedError
+
+
+def fails_with(feedback, *phrases):
+    """The checker rejected the answer and its explanation names each of ``phrases``."""
+    assert not feedback, str(feedback)
+    text = str(feedback)
+    for phrase in phrases:
+        assert phrase in text, f"expected {phrase!r} in the feedback:\n{text}"

@@ -7,7 +7,7 @@ meta-gradient, and the exercise-4 gradient must match central differences of its
 
 import numpy as np
 import pytest
-from _solutions import load_solutions
+from _solutions import load_solutions, stub
 
 from mamlnp import quadratic
 from mamlnp.checks import relative_error
@@ -19,9 +19,6 @@ pytestmark = pytest.mark.exercise
 
 solutions = load_solutions("ch03_1")
 
-
-def _stub(*args):
-    raise NotImplementedError
 
 
 def _einsum_mv(matrices, vectors):
@@ -39,7 +36,7 @@ def test_reference_solution_passes_and_stub_is_not_attempted(checker, solution):
     """Each checker accepts its reference solution and turns a NotImplementedError stub into feedback
     (falsy, "not attempted yet") instead of an exception."""
     assert checker(solution), str(checker(solution))
-    feedback = checker(_stub)
+    feedback = checker(stub)
     assert not feedback and "not attempted yet" in str(feedback)
 
 

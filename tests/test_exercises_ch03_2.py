@@ -3,7 +3,7 @@ explanation that names the mistake, and report a stub as "not attempted yet"."""
 
 import numpy as np
 import pytest
-from _solutions import load_solutions
+from _solutions import fails_with, load_solutions, stub as unanswered
 
 import mamlnp
 from mamlnp import losses, nn, ops
@@ -15,15 +15,6 @@ pytestmark = pytest.mark.exercise
 solutions = load_solutions("ch03_2")
 
 
-def _stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-def _fails_with(feedback, *phrases):
-    assert not feedback, str(feedback)
-    text = str(feedback)
-    for phrase in phrases:
-        assert phrase in text, f"expected {phrase!r} in the feedback:\n{text}"
 
 
 # ============================================================================ exercise 1: Adam meta-update
@@ -51,7 +42,7 @@ def test_adam_checker_passes_reference():
 
 def test_adam_checker_reports_stub():
     """A stub raising NotImplementedError is 'not attempted yet', not an exception."""
-    _fails_with(ch03_2.check_adam_meta_update(_stub), "not attempted yet")
+    fails_with(ch03_2.check_adam_meta_update(unanswered), "not attempted yet")
 
 
 @pytest.mark.parametrize("variant, phrase", [
@@ -65,14 +56,14 @@ def test_adam_checker_names_formula_mistakes(variant, phrase):
     ~1e-4, where √(v̂ + ε) and √v̂ + ε differ by a factor ~√2); the feedback names the variant."""
     def student(params, grads, state, meta_lr):
         return _adam(params, grads, state, meta_lr, **variant)
-    _fails_with(ch03_2.check_adam_meta_update(student), phrase)
+    fails_with(ch03_2.check_adam_meta_update(student), phrase)
 
 
 def test_adam_checker_recognises_plain_sgd():
     """θ − β g is SGD, not Adam: at step 1 Adam's step is β·g/(|g| + ε) ≈ β·sign(g)."""
     def student(params, grads, state, meta_lr):
         return [p - meta_lr * g for p, g in zip(params, grads)], dict(state, step=state["step"] + 1)
-    _fails_with(ch03_2.check_adam_meta_update(student), "plain SGD")
+    fails_with(ch03_2.check_adam_meta_update(student), "plain SGD")
 
 
 def test_adam_checker_catches_in_place_update():
@@ -82,7 +73,7 @@ def test_adam_checker_catches_in_place_update():
         for p, q in zip(params, new_params):
             p[...] = q
         return params, new_state
-    _fails_with(ch03_2.check_adam_meta_update(student), "modified its input `params` in place")
+    fails_with(ch03_2.check_adam_meta_update(student), "modified its input `params` in place")
 
 
 def test_adam_checker_catches_wrong_step_count():
@@ -90,7 +81,7 @@ def test_adam_checker_catches_wrong_step_count():
     def student(params, grads, state, meta_lr):
         new_params, new_state = solutions.adam_meta_update(params, grads, state, meta_lr)
         return new_params, dict(new_state, step=state["step"])
-    _fails_with(ch03_2.check_adam_meta_update(student), "new_state['step']")
+    fails_with(ch03_2.check_adam_meta_update(student), "new_state['step']")
 
 
 # ============================================================================ exercise 2: per-task inner step
@@ -104,7 +95,7 @@ def test_inner_step_checker_passes_reference():
 
 
 def test_inner_step_checker_reports_stub():
-    _fails_with(ch03_2.check_inner_sgd_step(_stub), "not attempted yet")
+    fails_with(ch03_2.check_inner_sgd_step(unanswered), "not attempted yet")
 
 
 def test_inner_step_checker_recognises_shared_multitask_step():
@@ -114,7 +105,7 @@ def test_inner_step_checker_recognises_shared_multitask_step():
             return ops.mean(losses.task_mse(nn.mlp(theta, xs), ys))
         g = mamlnp.grad(loss)(params, *support)
         return [p - inner_lr * gi for p, gi in zip(params, g)]
-    _fails_with(ch03_2.check_inner_sgd_step(student), "multi-task training", "leading task axis")
+    fails_with(ch03_2.check_inner_sgd_step(student), "multi-task training", "leading task axis")
 
 
 def test_inner_step_checker_recognises_shared_step_copied_per_task():
@@ -124,7 +115,7 @@ def test_inner_step_checker_recognises_shared_step_copied_per_task():
             return ops.mean(losses.task_mse(nn.mlp(theta, xs), ys))
         g = mamlnp.grad(loss)(params, *support)
         return _stacked([p - inner_lr * gi for p, gi in zip(params, g)], support[0].shape[0])
-    _fails_with(ch03_2.check_inner_sgd_step(student), "every task got the same step")
+    fails_with(ch03_2.check_inner_sgd_step(student), "every task got the same step")
 
 
 def test_inner_step_checker_recognises_mean_over_tasks():
@@ -133,14 +124,14 @@ def test_inner_step_checker_recognises_mean_over_tasks():
         theta = _stacked(params, support[0].shape[0])
         g = mamlnp.grad(lambda th, xs, ys: losses.mse(nn.mlp(th, xs), ys))(theta, *support)
         return [p - inner_lr * gi for p, gi in zip(theta, g)]
-    _fails_with(ch03_2.check_inner_sgd_step(student), "1/T = 1/4")
+    fails_with(ch03_2.check_inner_sgd_step(student), "1/T = 1/4")
 
 
 def test_inner_step_checker_recognises_ascent():
     """θ + α∇L_i climbs the support loss."""
     def student(params, support, inner_lr):
         return solutions.inner_sgd_step(params, support, -inner_lr)
-    _fails_with(ch03_2.check_inner_sgd_step(student), "goes uphill")
+    fails_with(ch03_2.check_inner_sgd_step(student), "goes uphill")
 
 
 def test_inner_step_checker_catches_mutated_params():
@@ -149,7 +140,7 @@ def test_inner_step_checker_catches_mutated_params():
         adapted = solutions.inner_sgd_step(params, support, inner_lr)
         params[-1] += 1.0
         return adapted
-    _fails_with(ch03_2.check_inner_sgd_step(student), "in place")
+    fails_with(ch03_2.check_inner_sgd_step(student), "in place")
 
 
 # ============================================================================ exercise 3: sin primitive
@@ -178,7 +169,7 @@ def test_sin_checker_reports_stub():
     def stub_rule(*args):
         raise NotImplementedError
     stub = _sin_class(forward=stub_forward, vjp=stub_rule, jvp=stub_rule, vjp_tangent=stub_rule)
-    _fails_with(ch03_2.check_sin_primitive(stub), "not attempted yet")
+    fails_with(ch03_2.check_sin_primitive(stub), "not attempted yet")
 
 
 def test_sin_checker_reports_the_first_unattempted_rule():
@@ -186,7 +177,7 @@ def test_sin_checker_reports_the_first_unattempted_rule():
     def stub_rule(*args):
         raise NotImplementedError
     partial = _sin_class(vjp=stub_rule, jvp=stub_rule, vjp_tangent=stub_rule)
-    _fails_with(ch03_2.check_sin_primitive(partial), "vjp rule is not attempted yet")
+    fails_with(ch03_2.check_sin_primitive(partial), "vjp rule is not attempted yet")
 
 
 @pytest.mark.parametrize("overrides, phrases", [
@@ -201,7 +192,7 @@ def test_sin_checker_reports_the_first_unattempted_rule():
 def test_sin_checker_names_the_wrong_rule(overrides, phrases):
     """One wrong rule at a time (cos for sin; −ȳ cos x or ȳ for the vjp; sin x ẋ for the jvp; no, the opposite
     or an out_tangent-based second-order term): check_grad / the jvp comparison / check_hvp fail on exactly it."""
-    _fails_with(ch03_2.check_sin_primitive(_sin_class(**overrides)), *phrases)
+    fails_with(ch03_2.check_sin_primitive(_sin_class(**overrides)), *phrases)
 
 
 def test_sin_checker_refuses_a_non_primitive():
@@ -216,7 +207,7 @@ def test_numerical_grad_checker_passes_reference():
 
 
 def test_numerical_grad_checker_reports_stub():
-    _fails_with(ch03_2.check_numerical_grad(_stub), "not attempted yet")
+    fails_with(ch03_2.check_numerical_grad(unanswered), "not attempted yet")
 
 
 def test_numerical_grad_checker_recognises_forward_differences():
@@ -228,14 +219,14 @@ def test_numerical_grad_checker_recognises_forward_differences():
             step[i] += eps
             g[i] = (f(step) - f(theta)) / eps
         return g
-    _fails_with(ch03_2.check_numerical_grad(student), "forward differences")
+    fails_with(ch03_2.check_numerical_grad(student), "forward differences")
 
 
 def test_numerical_grad_checker_recognises_divisor_eps():
     """(f(θ + εeᵢ) − f(θ − εeᵢ))/ε is twice the derivative."""
     def student(f, theta, eps=1e-5):
         return 2 * solutions.numerical_grad(f, theta, eps)
-    _fails_with(ch03_2.check_numerical_grad(student), "twice the true one")
+    fails_with(ch03_2.check_numerical_grad(student), "twice the true one")
 
 
 def test_numerical_grad_checker_catches_unrestored_theta():
@@ -248,11 +239,11 @@ def test_numerical_grad_checker_catches_unrestored_theta():
             theta[i] -= 2 * eps
             g[i] = (f_plus - f(theta)) / (2 * eps)
         return g
-    _fails_with(ch03_2.check_numerical_grad(student), "θ was left modified")
+    fails_with(ch03_2.check_numerical_grad(student), "θ was left modified")
 
 
 def test_numerical_grad_checker_catches_flattened_result():
     """The gradient must have θ's shape (3, 2), not be flattened to (6,)."""
     def student(f, theta, eps=1e-5):
         return solutions.numerical_grad(f, theta, eps).ravel()
-    _fails_with(ch03_2.check_numerical_grad(student), "it must have θ's shape")
+    fails_with(ch03_2.check_numerical_grad(student), "it must have θ's shape")

@@ -4,7 +4,7 @@ answer "not attempted yet" to the notebook's stubs."""
 
 import numpy as np
 import pytest
-from _solutions import load_solutions
+from _solutions import load_solutions, stub as unanswered
 
 import mamlnp
 from mamlnp import ops
@@ -19,9 +19,6 @@ pytestmark = pytest.mark.exercise
 def sol():
     return load_solutions("ch03_3")
 
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 def _sigmoid(x):
@@ -87,7 +84,7 @@ def test_silu_checker_reports_missing_rule(sol):
 
 def test_silu_checker_stub_not_attempted():
     """The notebook's stub class, whose rules raise NotImplementedError, gets 'not attempted yet'."""
-    stub = type("silu", (), {"forward": _stub, "vjp": _stub, "jvp": _stub, "vjp_tangent": _stub})
+    stub = type("silu", (), {"forward": unanswered, "vjp": unanswered, "jvp": unanswered, "vjp_tangent": unanswered})
     feedback = ex.check_silu_rules(stub)
     assert not feedback and "not attempted yet" in feedback.message
 
@@ -158,7 +155,7 @@ def test_one_step_checker_rejects_wrong_structure(sol):
 
 def test_one_step_checker_stub_not_attempted():
     """The stub raising NotImplementedError gets 'not attempted yet'."""
-    assert "not attempted yet" in ex.check_one_step_meta_gradient(_stub).message
+    assert "not attempted yet" in ex.check_one_step_meta_gradient(unanswered).message
 
 
 # ------------------------------------------------------------------------------------ exercise 3: FO-MAML exact
@@ -233,7 +230,7 @@ def test_first_order_checker_rejects_kink():
 
 def test_first_order_checker_stub_and_bad_return():
     """A stub gets 'not attempted yet'; a return value without the four keys is named."""
-    assert "not attempted yet" in ex.check_first_order_exact(_stub).message
+    assert "not attempted yet" in ex.check_first_order_exact(unanswered).message
     feedback = ex.check_first_order_exact(lambda: {"params": np.zeros(2)})
     assert not feedback and "support_loss" in feedback.message
 
@@ -268,4 +265,4 @@ def test_linear_hvp_checker_names_shapes(sol):
 
 def test_linear_hvp_checker_stub_not_attempted():
     """The stub raising NotImplementedError gets 'not attempted yet'."""
-    assert "not attempted yet" in ex.check_linear_mse_hvp(_stub).message
+    assert "not attempted yet" in ex.check_linear_mse_hvp(unanswered).message

@@ -3,7 +3,7 @@ explanation that names the mistake, and report a stub as "not attempted yet"."""
 
 import numpy as np
 import pytest
-from _solutions import load_solutions
+from _solutions import fails_with, load_solutions, stub
 
 import mamlnp
 from mamlnp import meta
@@ -16,15 +16,6 @@ solutions = load_solutions("ch04")
 task_loss = solutions.task_loss
 
 
-def _stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-def _fails_with(feedback, *phrases):
-    assert not feedback, str(feedback)
-    text = str(feedback)
-    for phrase in phrases:
-        assert phrase in text, f"expected {phrase!r} in the feedback:\n{text}"
 
 
 # ============================================================================ exercise 1: fix the article's loop
@@ -43,7 +34,7 @@ def test_fixed_meta_gradient_checker_passes_reference():
 
 
 def test_fixed_meta_gradient_checker_reports_stub():
-    _fails_with(ch04.check_fixed_meta_gradient(_stub), "not attempted yet")
+    fails_with(ch04.check_fixed_meta_gradient(stub), "not attempted yet")
 
 
 def test_fixed_meta_gradient_checker_recognises_the_articles_answer():
@@ -52,14 +43,14 @@ def test_fixed_meta_gradient_checker_recognises_the_articles_answer():
         _adapted(params, support, inner_lr, inner_steps)  # task_model: computed, never used
         both = (np.concatenate([support[0], query[0]]), np.concatenate([support[1], query[1]]))
         return mamlnp.grad(task_loss)(params, *both)
-    _fails_with(ch04.check_fixed_meta_gradient(student), "exactly what the article's code computes")
+    fails_with(ch04.check_fixed_meta_gradient(student), "exactly what the article's code computes")
 
 
 def test_fixed_meta_gradient_checker_recognises_first_order_maml():
     """∇L^q(θ^(S)) alone drops the factors (I − αH(θ^(k))): first-order MAML."""
     def student(params, support, query, inner_lr, inner_steps):
         return mamlnp.grad(task_loss)(_adapted(params, support, inner_lr, inner_steps)[-1], *query)
-    _fails_with(ch04.check_fixed_meta_gradient(student), "first-order MAML")
+    fails_with(ch04.check_fixed_meta_gradient(student), "first-order MAML")
 
 
 def test_fixed_meta_gradient_checker_recognises_hessians_at_theta():
@@ -70,7 +61,7 @@ def test_fixed_meta_gradient_checker_recognises_hessians_at_theta():
             hg = mamlnp.hvp(task_loss)(params, g, *support)
             g = [gi - inner_lr * hi for gi, hi in zip(g, hg)]
         return g
-    _fails_with(ch04.check_fixed_meta_gradient(student), "S = 2", "every Hessian at θ")
+    fails_with(ch04.check_fixed_meta_gradient(student), "S = 2", "every Hessian at θ")
 
 
 def test_fixed_meta_gradient_checker_recognises_one_factor_only():
@@ -79,7 +70,7 @@ def test_fixed_meta_gradient_checker_recognises_one_factor_only():
         g = mamlnp.grad(task_loss)(_adapted(params, support, inner_lr, inner_steps)[-1], *query)
         hg = mamlnp.hvp(task_loss)(params, g, *support)
         return [gi - inner_lr * hi for gi, hi in zip(g, hg)]
-    _fails_with(ch04.check_fixed_meta_gradient(student), "S = 2", "only the first factor")
+    fails_with(ch04.check_fixed_meta_gradient(student), "S = 2", "only the first factor")
 
 
 def test_fixed_meta_gradient_checker_catches_in_place_adaptation():
@@ -88,7 +79,7 @@ def test_fixed_meta_gradient_checker_catches_in_place_adaptation():
         answer = solutions.fixed_meta_gradient(params, support, query, inner_lr, inner_steps)
         params[0] -= inner_lr * answer[0]
         return answer
-    _fails_with(ch04.check_fixed_meta_gradient(student), "in place")
+    fails_with(ch04.check_fixed_meta_gradient(student), "in place")
 
 
 # ============================================================================ exercise 2: support/query split
@@ -98,7 +89,7 @@ def test_split_checker_passes_reference():
 
 
 def test_split_checker_reports_stub():
-    _fails_with(ch04.check_support_query_split(_stub), "not attempted yet")
+    fails_with(ch04.check_support_query_split(stub), "not attempted yet")
 
 
 def test_split_checker_recognises_the_articles_no_split():
@@ -106,7 +97,7 @@ def test_split_checker_recognises_the_articles_no_split():
     def student(x, y, k_support, k_query, rng):
         idx = rng.permutation(len(x))[:k_support]
         return (x[idx], y[idx]), (x[idx], y[idx])
-    _fails_with(ch04.check_support_query_split(student), "the query set is the support set")
+    fails_with(ch04.check_support_query_split(student), "the query set is the support set")
 
 
 def test_split_checker_recognises_two_independent_draws():
@@ -115,7 +106,7 @@ def test_split_checker_recognises_two_independent_draws():
         s = rng.choice(len(x), k_support, replace=False)
         q = rng.choice(len(x), k_query, replace=False)
         return (x[s], y[s]), (x[q], y[q])
-    _fails_with(ch04.check_support_query_split(student), "in both the support and the query set")
+    fails_with(ch04.check_support_query_split(student), "in both the support and the query set")
 
 
 def test_split_checker_recognises_separately_shuffled_pairs():
@@ -124,14 +115,14 @@ def test_split_checker_recognises_separately_shuffled_pairs():
         ix, iy = rng.permutation(len(x)), rng.permutation(len(y))
         return ((x[ix[:k_support]], y[iy[:k_support]]),
                 (x[ix[k_support:k_support + k_query]], y[iy[k_support:k_support + k_query]]))
-    _fails_with(ch04.check_support_query_split(student), "shuffled separately")
+    fails_with(ch04.check_support_query_split(student), "shuffled separately")
 
 
 def test_split_checker_recognises_a_prefix_split():
     """The first K_s and next K_q points ignore rng: every seed gives the same split."""
     def student(x, y, k_support, k_query, rng):
         return (x[:k_support], y[:k_support]), (x[k_support:k_support + k_query], y[k_support:k_support + k_query])
-    _fails_with(ch04.check_support_query_split(student), "not random")
+    fails_with(ch04.check_support_query_split(student), "not random")
 
 
 def test_split_checker_recognises_the_global_rng():
@@ -140,7 +131,7 @@ def test_split_checker_recognises_the_global_rng():
         order = np.random.permutation(len(x))
         s, q = order[:k_support], order[k_support:k_support + k_query]
         return (x[s], y[s]), (x[q], y[q])
-    _fails_with(ch04.check_support_query_split(student), "global random state")
+    fails_with(ch04.check_support_query_split(student), "global random state")
 
 
 def test_split_checker_catches_shuffling_the_data_in_place():
@@ -148,7 +139,7 @@ def test_split_checker_catches_shuffling_the_data_in_place():
     def student(x, y, k_support, k_query, rng):
         rng.shuffle(x)
         return (x[:k_support], y[:k_support]), (x[k_support:k_support + k_query], y[k_support:k_support + k_query])
-    _fails_with(ch04.check_support_query_split(student), "changed x or y in place")
+    fails_with(ch04.check_support_query_split(student), "changed x or y in place")
 
 
 def test_split_checker_requires_a_value_error_for_too_few_points():
@@ -157,7 +148,7 @@ def test_split_checker_requires_a_value_error_for_too_few_points():
         order = rng.permutation(len(x))
         s, q = order[:k_support], order[k_support:k_support + k_query]
         return (x[s], y[s]), (x[q], y[q])
-    _fails_with(ch04.check_support_query_split(student), "did not raise ValueError")
+    fails_with(ch04.check_support_query_split(student), "did not raise ValueError")
 
 
 # ============================================================================ exercise 3: does the update see α?
@@ -167,7 +158,7 @@ def test_inner_lr_checker_passes_reference():
 
 
 def test_inner_lr_checker_reports_stub():
-    _fails_with(ch04.check_depends_on_inner_lr(_stub), "not attempted yet")
+    fails_with(ch04.check_depends_on_inner_lr(stub), "not attempted yet")
 
 
 def _two_calls(meta_update, inner_steps=2):
@@ -183,7 +174,7 @@ def test_inner_lr_checker_recognises_comparing_the_loss():
     def student(meta_update):
         (loss_a, _), (loss_b, _) = _two_calls(meta_update)
         return loss_a != loss_b
-    _fails_with(ch04.check_depends_on_inner_lr(student), "Compare the gradients")
+    fails_with(ch04.check_depends_on_inner_lr(student), "Compare the gradients")
 
 
 def test_inner_lr_checker_recognises_zero_inner_steps():
@@ -191,7 +182,7 @@ def test_inner_lr_checker_recognises_zero_inner_steps():
     def student(meta_update):
         (_, grads_a), (_, grads_b) = _two_calls(meta_update, inner_steps=0)
         return not all(np.array_equal(a, b) for a, b in zip(grads_a, grads_b))
-    _fails_with(ch04.check_depends_on_inner_lr(student), "MAML (meta.maml_gradient)", "you answered False")
+    fails_with(ch04.check_depends_on_inner_lr(student), "MAML (meta.maml_gradient)", "you answered False")
 
 
 def test_inner_lr_checker_refuses_non_bool():
@@ -199,14 +190,14 @@ def test_inner_lr_checker_refuses_non_bool():
     def student(meta_update):
         (_, grads_a), (_, grads_b) = _two_calls(meta_update)
         return [not np.array_equal(a, b) for a, b in zip(grads_a, grads_b)]
-    _fails_with(ch04.check_depends_on_inner_lr(student), "return True or False")
+    fails_with(ch04.check_depends_on_inner_lr(student), "return True or False")
 
 
 def test_inner_lr_checker_hides_the_function_names():
     """The checker wraps each update, so an answer based on __name__ cannot pass."""
     def student(meta_update):
         return meta_update.__name__ not in ("article_section4_gradient", "multitask_gradient")
-    _fails_with(ch04.check_depends_on_inner_lr(student), "the article's §4 update")
+    fails_with(ch04.check_depends_on_inner_lr(student), "the article's §4 update")
 
 
 def test_article_update_is_blind_to_inner_lr_and_steps():
