@@ -70,9 +70,7 @@ def adaptation_curves(params, *, ks=(5, 10, 20), steps=(0, 1, 10), tasks=600, se
                       k_query=DEFAULT_K_QUERY, inner_lr=0.01, activation="relu", stream="test"):
     """Per-task query MSEs: ``{K: {S: array (tasks,)}}`` after S inner SGD steps of size ``inner_lr`` on K points."""
     ks = _positive_ints(ks, "ks")
-    steps = sorted(set(int(s) for s in steps))
-    if not steps or steps[0] < 0:
-        raise ValueError(f"steps must be non-negative integers, got {steps!r}")
+    steps = tuple(steps)  # validated by meta.adaptation_losses, which refuses non-integers rather than truncating
     support, query, _ = make_test_tasks(seed, tasks, max(ks), k_query, stream)
     curves = {}
     for k in ks:
