@@ -102,9 +102,12 @@ class Tape:
             inputs, out, params, parents = node.inputs, node.out, node.params, node.parents
             if second:
                 rg = r_adjoints[k]
-                input_tangents = [None if p < 0 else tangents[p] for p in parents]
-                has_tangent = any(t is not None for t in input_tangents)
-                out_tangent = tangents[k]
+                # the primitive's own second-order term needs the input tangents; linear primitives have none
+                has_tangent = False
+                if prim.vjp_tangent is not None:
+                    input_tangents = [None if p < 0 else tangents[p] for p in parents]
+                    has_tangent = any(t is not None for t in input_tangents)
+                    out_tangent = tangents[k]
             for i, p in enumerate(parents):
                 if p < 0:
                     continue
@@ -116,7 +119,7 @@ class Tape:
                 if second:
                     # R{x̄_i} = vjp_i(R{ȳ}) + (∂vjp_i/∂inputs)·ẋ  — the second term is the primitive's own rule.
                     rct = None if rg is None else prim.vjp(i, rg, out, inputs, **params)
-                    if has_tangent and prim.vjp_tangent is not None:
+                    if has_tangent:
                         extra = prim.vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, **params)
                         if extra is not None:
                             rct = extra if rct is None else rct + extra
