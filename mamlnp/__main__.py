@@ -1,7 +1,7 @@
-"""``python -m mamlnp``: the command-line entry point (see ``mamlnp.cli``)."""
+"""``python -m mamlnp``: the command-line entry point (see ``mamlnp.app.cli``)."""
 import sys
 
-from .cli import main
+from .app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,6 +24,8 @@ def test_notebook_runs_in_fast_mode(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MAMLNP_FAST", "1")
     monkeypatch.setenv("MAMLNP_FIGURES", str(tmp_path / "figures"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # the kernel imports this checkout's mamlnp, installed or not (e.g. a git worktree beside an installed copy)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(CHAPTERS.parent), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(CHAPTERS)}})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ops import Primitive, primitive
+from ..engine.ops import Primitive, primitive
 
 __all__ = ["Feedback", "attempt", "as_primitive"]
 

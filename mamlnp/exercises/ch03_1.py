@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import quadratic
-from ..checks import relative_error
-from ..meta import meta_gradient
+from ..tasks import quadratic
+from ..engine.checks import relative_error
+from ..algorithms import meta_gradient
 from . import Feedback, attempt
 
 __all__ = ["check_split_meta_gradient", "check_split_meta_optimum", "check_coinciding_inner_lr",

@@ -22,13 +22,13 @@ import copy
 
 import numpy as np
 
-from .. import ops
-from ..checks import check_grad, check_hvp, relative_error
-from ..meta import adapt
-from ..nn import init_mlp
-from ..optim import Adam
+from ..engine import ops
+from ..engine.checks import check_grad, check_hvp, relative_error
+from ..algorithms import adapt
+from ..models.nn import init_mlp
+from ..models.optim import Adam
 from ..tasks import SinusoidTasks
-from ..transforms import jvp
+from ..engine.transforms import jvp
 from . import Feedback, as_primitive, attempt
 
 __all__ = ["check_adam_meta_update", "check_inner_sgd_step", "check_sin_primitive", "check_numerical_grad"]

@@ -22,10 +22,12 @@ import copy
 
 import numpy as np
 
-from .. import losses, nn, ops
-from ..checks import check_grad, check_hvp, relative_error
-from ..pytree import check_same_structure, tree_flatten, tree_map, tree_unflatten
-from ..transforms import grad, hessian, hvp
+from ..models import losses
+from ..models import nn
+from ..engine import ops
+from ..engine.checks import check_grad, check_hvp, relative_error
+from ..engine.pytree import check_same_structure, tree_flatten, tree_map, tree_unflatten
+from ..engine.transforms import grad, hessian, hvp
 from . import Feedback, as_primitive, attempt
 
 __all__ = ["check_silu_rules", "check_one_step_meta_gradient", "check_first_order_exact", "check_linear_mse_hvp"]

@@ -19,12 +19,13 @@ import copy
 
 import numpy as np
 
-from .. import losses, nn
-from ..meta import (article_section4_gradient, fomaml_gradient, maml_gradient, multitask_gradient,
+from ..models import losses
+from ..models import nn
+from ..algorithms import (article_section4_gradient, fomaml_gradient, maml_gradient, multitask_gradient,
                     reptile_gradient)
-from ..pytree import check_same_structure, tree_flatten
+from ..engine.pytree import check_same_structure, tree_flatten
 from ..tasks import SinusoidTasks
-from ..transforms import grad, hvp
+from ..engine.transforms import grad, hvp
 from . import Feedback, attempt
 
 __all__ = ["check_fixed_meta_gradient", "check_support_query_split", "check_depends_on_inner_lr"]

@@ -179,29 +179,8 @@ class Var:
     def __len__(self):
         return self.shape[0]
 
-    # operators: each is a primitive from mamlnp.ops
-    def __add__(self, other): return _ops.add(self, other)
-    def __radd__(self, other): return _ops.add(other, self)
-    def __sub__(self, other): return _ops.sub(self, other)
-    def __rsub__(self, other): return _ops.sub(other, self)
-    def __mul__(self, other): return _ops.mul(self, other)
-    def __rmul__(self, other): return _ops.mul(other, self)
-    def __truediv__(self, other): return _ops.div(self, other)
-    def __rtruediv__(self, other): return _ops.div(other, self)
-    def __matmul__(self, other): return _ops.matmul(self, other)
-    def __rmatmul__(self, other): return _ops.matmul(other, self)
-    def __neg__(self): return _ops.neg(self)
-    def __pow__(self, exponent): return _ops.power(self, exponent)
-    def __getitem__(self, key): return _ops.getitem(self, key)
-
-    @property
-    def T(self):
-        return _ops.transpose(self)
-
-    def sum(self, axis=None, keepdims=False): return _ops.sum(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis=axis, keepdims=keepdims)
-    def reshape(self, *shape): return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def swapaxes(self, a, b): return _ops.swapaxes(self, a, b)
+    # The operators (+ - * / ** @, x.T, x.sum(), x[...]) are attached by mamlnp.engine.ops, next to the
+    # primitives they record, so this module imports nothing of the primitives (no core <-> ops cycle).
 
 
 def value_of(x):
@@ -233,5 +212,3 @@ def apply(prim, *args, **params):
     tape.nodes.append(Node(prim, parents, inputs, out, params))
     return Var(out, tape, len(tape.nodes) - 1)
 
-
-from . import ops as _ops  # noqa: E402  (Var's operators are mamlnp.ops primitives; ops imports this module)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
-from .core import value_of
+from ..engine import ops
+from ..engine.core import value_of
 
 __all__ = ["init_mlp", "mlp", "ACTIVATIONS", "num_params"]
 

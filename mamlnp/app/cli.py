@@ -16,9 +16,9 @@ from pathlib import Path
 from .evaluate import (DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, evaluate_params, format_table,
                        result_from_curves)
 from .io import CheckpointError, has_checkpoint, read_checkpoint
-from .meta import ALGORITHMS
-from .nn import ACTIVATIONS
-from .optim import OPTIMIZERS
+from ..algorithms import ALGORITHMS
+from ..models.nn import ACTIVATIONS
+from ..models.optim import OPTIMIZERS
 from .perf import keep_freed_memory
 from .train import ALGORITHM_DEFAULTS, TASKS, ConfigMismatch, TrainConfig, TrainingDiverged, train
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .meta import adaptation_losses
-from .tasks import SinusoidTasks, sinusoid
+from ..algorithms import adaptation_losses
+from ..tasks import SinusoidTasks, sinusoid
 
 __all__ = ["STREAMS", "make_test_tasks", "adaptation_curves", "summarize", "evaluate_params",
            "format_table", "result_from_curves", "DEFAULT_EVAL_SEED", "DEFAULT_K_QUERY"]

@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .evaluate import DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, make_test_tasks, summarize
-from .meta import adapt
-from .nn import mlp
-from .tasks import sinusoid
+from ..algorithms import adapt
+from ..models.nn import mlp
+from ..tasks import sinusoid
 
 __all__ = ["plot_adaptation", "plot_mse_vs_steps", "mse_curves", "COLORS"]
 

@@ -19,13 +19,13 @@ import time
 
 import numpy as np
 
-from . import hvp as hvp_transform, grad as grad_transform, trace
-from .losses import task_mse
-from .meta import maml_gradient, ALGORITHMS
-from .nn import init_mlp, mlp
-from .optim import Adam
+from ..engine.transforms import grad as grad_transform, hvp as hvp_transform, trace
+from ..models.losses import task_mse
+from ..algorithms import maml_gradient, ALGORITHMS
+from ..models.nn import init_mlp, mlp
+from ..models.optim import Adam
 from .perf import keep_freed_memory
-from .tasks import SinusoidTasks
+from ..tasks import SinusoidTasks
 
 __all__ = ["main", "time_block", "interleaved_medians"]
 
@@ -62,7 +62,7 @@ def bench_hvp(args):
     v = [rng.standard_normal(p.shape) for p in stacked]
 
     def loss(ps, x, y):
-        from . import ops
+        from ..engine import ops
         return ops.sum(task_mse(mlp(ps, x), y))
 
     g_fn, h_fn = grad_transform(loss), hvp_transform(loss)
@@ -102,7 +102,7 @@ def _numpy_meta_step(order, inner_steps, dtype, seed):
 
 def _handwritten_meta_step(seed):
     """The same step with mamlnp.handwritten (no engine): the floor for eager NumPy."""
-    from .handwritten import maml_relu_mlp_one_step
+    from ..algorithms.handwritten import maml_relu_mlp_one_step
 
     rng = np.random.default_rng(seed)
     params = init_mlp([1, 40, 40, 1], rng)

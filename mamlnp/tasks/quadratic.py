@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from ..engine import ops
 
 __all__ = [
     "sample_tasks", "validate_tasks", "task_losses", "task_gradients", "adapt", "inner_argmin",

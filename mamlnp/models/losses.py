@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from ..engine import ops
 
 __all__ = ["mse", "softmax_cross_entropy", "task_mse", "task_cross_entropy", "LOSSES"]
 

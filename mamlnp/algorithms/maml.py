@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
-from .core import Tape
-from .losses import LOSSES
-from .nn import ACTIVATIONS, mlp
+from ..engine import ops
+from ..engine.core import Tape
+from ..models.losses import LOSSES
+from ..models.nn import ACTIVATIONS, mlp
 
 __all__ = [
-    "meta_gradient", "maml_gradient", "adapt", "adaptation_losses", "fomaml_gradient", "reptile_gradient",
-    "multitask_gradient", "article_section4_gradient", "task_loss_fn", "validate_meta_batch", "ALGORITHMS",
+    "meta_gradient", "maml_gradient", "fomaml_gradient", "adapt", "adaptation_losses", "task_loss_fn",
+    "validate_meta_batch",
 ]
 
 
@@ -213,55 +213,3 @@ def adaptation_losses(params, support, query, *, inner_lr, steps, loss="mse", ac
         done = s
         out[s] = np.asarray(task_loss(theta, query[0], query[1]))
     return out
-
-
-def reptile_gradient(params, support, query, *, inner_lr, inner_steps, loss="mse", activation="relu"):
-    """Reptile (Nichol et al. 2018) as a pseudo-gradient: θ − mean_i θ_i^(S).
-
-    Feeding it to SGD with step ε gives Reptile's batched update θ ← θ + ε (mean_i θ_i^(S) − θ). The inner
-    loop runs on the support set; the returned loss is the query loss after adaptation (for monitoring).
-    """
-    validate_meta_batch(params, support, query, loss)
-    _check_inner(inner_lr, inner_steps)
-    if inner_steps == 0:
-        raise ValueError("inner_steps must be ≥ 1 for Reptile (with S = 0 its update is identically zero)")
-    task_loss = task_loss_fn(loss, activation)
-    theta, _ = _inner_loop(task_loss, _stack(params, np.shape(support[0])[0]), support, inner_lr, inner_steps)
-    meta_loss = float(np.mean(task_loss(theta, query[0], query[1])))
-    return meta_loss, [p - np.mean(t, axis=0) for p, t in zip(params, theta)]
-
-
-def multitask_gradient(params, support, query, *, loss="mse", activation="relu", **_ignored):
-    """Plain multi-task training: ∇ of the *unadapted* model's mean loss on all of each task's data.
-
-    This is what the article's §4 code computes, once its unused adaptation is stripped away.
-    """
-    validate_meta_batch(params, support, query, loss)
-    x = np.concatenate([support[0], query[0]], axis=1)
-    y = np.concatenate([support[1], query[1]], axis=1)
-    task_count = x.shape[0]
-    step = _Step(task_loss_fn(loss, activation), _stack(params, task_count), x, y, scale=1.0 / task_count)
-    return step.value, [np.sum(g, axis=0) for g in step.grad()]
-
-
-def article_section4_gradient(params, support, query, *, inner_lr, inner_steps, loss="mse", activation="relu"):
-    """The article's §4 ``maml_train`` update, as written: adapt a copy, then ignore it.
-
-    The article fine-tunes ``task_model`` for ``num_steps`` SGD steps, then computes the meta-loss with
-    ``model(task_data)`` — the *original* model — so the adapted parameters never reach the meta-update.
-    We run that adaptation too (it costs time and changes nothing) and return the unadapted model's
-    gradient: numerically identical to :func:`multitask_gradient` for every α and S (a test checks it).
-    """
-    adapted = adapt(params, support, inner_lr=inner_lr, inner_steps=inner_steps, loss=loss, activation=activation)
-    del adapted  # the article's task_model: computed, never used
-    return multitask_gradient(params, support, query, loss=loss, activation=activation)
-
-
-# name -> gradient function(params, support, query, *, inner_lr, inner_steps, loss, activation)
-ALGORITHMS = {
-    "maml": maml_gradient,
-    "fomaml": fomaml_gradient,
-    "reptile": reptile_gradient,
-    "multitask": multitask_gradient,
-    "article": article_section4_gradient,
-}

@@ -25,7 +25,7 @@ import inspect
 
 import numpy as np
 
-from .core import apply
+from .core import Var, apply
 
 PRIMITIVES: dict[str, "Primitive"] = {}
 
@@ -588,3 +588,38 @@ def swapaxes(x, axis1, axis2):
 def log_softmax(x, axis=-1):
     """log softmax(x) = x − logsumexp(x): a composite of two primitives, so it needs no rules of its own."""
     return sub(x, logsumexp(x, axis=axis, keepdims=True))
+
+
+# ---------------------------------------------------------------------------------------- Var's operators
+# Each operator of a traced Var records one of the primitives above. They are attached here rather than
+# written in core.Var so that the tape (core) needs nothing from this module: ops imports core, never back.
+class _VarOperators:
+    def __add__(self, other): return add(self, other)
+    def __radd__(self, other): return add(other, self)
+    def __sub__(self, other): return sub(self, other)
+    def __rsub__(self, other): return sub(other, self)
+    def __mul__(self, other): return mul(self, other)
+    def __rmul__(self, other): return mul(other, self)
+    def __truediv__(self, other): return div(self, other)
+    def __rtruediv__(self, other): return div(other, self)
+    def __matmul__(self, other): return matmul(self, other)
+    def __rmatmul__(self, other): return matmul(other, self)
+    def __neg__(self): return neg(self)
+    def __pow__(self, exponent): return power(self, exponent)
+    def __getitem__(self, key): return getitem(self, key)
+
+    @property
+    def T(self):
+        return transpose(self)
+
+    def sum(self, axis=None, keepdims=False): return sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return mean(self, axis=axis, keepdims=keepdims)
+    def reshape(self, *shape): return reshape(self, shape[0] if len(shape) == 1 else shape)
+    def swapaxes(self, a, b): return swapaxes(self, a, b)
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+              "__matmul__", "__rmatmul__", "__neg__", "__pow__", "__getitem__", "T", "sum", "mean", "reshape",
+              "swapaxes"):
+    setattr(Var, _name, vars(_VarOperators)[_name])
+del _name

@@ -37,10 +37,10 @@ import numpy as np
 
 from .evaluate import DEFAULT_EVAL_SEED, evaluate_params
 from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
-from .meta import ALGORITHMS
-from .nn import ACTIVATIONS, init_mlp
-from .optim import OPTIMIZERS
-from .tasks import SinusoidTasks
+from ..algorithms import ALGORITHMS
+from ..models.nn import ACTIVATIONS, init_mlp
+from ..models.optim import OPTIMIZERS
+from ..tasks import SinusoidTasks
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigMismatch", "ALGORITHM_DEFAULTS",
            "TASKS", "train", "make_optimizer", "LAYOUT"]
@@ -184,7 +184,7 @@ def _nonfinite(arrays):
 
 
 def _metadata(config, iteration, rng, wall_time_s, evals, optimizer):
-    from . import __version__
+    from .. import __version__
     opt_info = {"name": config.optimizer, **{k: float(v) for k, v in asdict(optimizer).items()}}
     return {
         "algorithm": config.algorithm,

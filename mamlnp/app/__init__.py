@@ -1,0 +1,15 @@
+"""The application: what ``python -m mamlnp`` runs, and what the chapters use to train, measure and draw.
+
+============  ============================================================================================
+``cli``       ``python -m mamlnp train|evaluate|plot|bench``
+``train``     the training loop: checkpoints, exact resume, divergence handling
+``evaluate``  held-out test tasks, adaptation curves, 95 % CIs, the results table
+``plots``     the figures (matplotlib ``Figure`` objects)
+``io``        ``.npz`` + JSON checkpoints, atomic writes, ``allow_pickle=False``
+``bench``     timing and memory benchmarks (interleaved blocks, medians)
+``perf``      the allocator setting the benchmarks and CLI use
+``notebook``  fast mode and figure saving for the chapters
+============  ============================================================================================
+
+May import everything else in mamlnp; nothing outside ``app`` imports from it (the exercises aside).
+"""

@@ -1,0 +1,13 @@
+"""Models, losses and optimizers: pure functions of explicit parameter pytrees, written with ``engine.ops``.
+
+===========  =============================================================================================
+``nn``       the MLP of the MAML paper (``mlp``, ``init_mlp``) and its activations
+``losses``   per-task losses (mean within each task, one value per task): MSE, cross-entropy
+``optim``    functional SGD and Adam over parameter pytrees (state in, state out; nothing mutated)
+===========  =============================================================================================
+
+May import: ``mamlnp.engine``.
+"""
+from . import losses, nn, optim
+
+__all__ = ["losses", "nn", "optim"]
