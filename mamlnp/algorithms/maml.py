@@ -20,13 +20,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import ops
-from ..engine.core import Tape
+from ..engine.core import Tape, value_of
+from ..engine.pytree import tree_flatten, tree_unflatten
+from ..engine.transforms import as_float_leaves
 from ..models.losses import LOSSES
 from ..models.nn import ACTIVATIONS, mlp
 
 __all__ = [
     "meta_gradient", "maml_gradient", "fomaml_gradient", "adapt", "adaptation_losses", "task_loss_fn",
-    "validate_meta_batch",
+    "validate_meta_batch", "prepare",
 ]
 
 
@@ -105,7 +107,11 @@ class _Step:
     def __init__(self, task_loss, theta, x, y, scale=1.0):
         self.tape = Tape()
         self.leaves = [self.tape.leaf(p) for p in theta]
-        total = ops.sum(task_loss(self.leaves, x, y))
+        per_task = task_loss(self.leaves, x, y)
+        if np.shape(value_of(per_task)) != (len(theta[0]),):
+            raise ValueError(f"task_loss must return one loss per task, shape ({len(theta[0])},); got shape "
+                             f"{np.shape(value_of(per_task))} (reduce over each task's points, not over tasks)")
+        total = ops.sum(per_task)
         self.out = total if scale == 1.0 else ops.mul(total, scale)
         self.adjoints = None
 
@@ -142,62 +148,120 @@ def _inner_loop(task_loss, theta, support, inner_lr, inner_steps, keep=False):
     return theta, steps
 
 
-# ---------------------------------------------------------------------------------------- public algorithms
-def meta_gradient(task_loss, params, support, query, *, inner_lr, inner_steps, order=2):
-    """(L_meta(θ), ∇L_meta(θ)) for any per-task loss ``task_loss(params, x, y) -> (T,)``.
+# ---------------------------------------------------------------------------------------- any model
+def _task_count(pair, name):
+    """T, the leading task axis shared by every array in ``pair = (x, y)`` (x and y may be pytrees)."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (x, y), got {type(pair).__name__}")
+    leaves, _ = tree_flatten(list(pair))
+    counts = set()
+    for leaf in leaves:
+        shape = np.shape(leaf)
+        if np.asarray(leaf).dtype == object:
+            raise TypeError(f"{name} holds an object-dtype array; expected numeric arrays with a leading task axis")
+        if not shape:
+            raise ValueError(f"{name} holds a 0-d value; every array needs a leading task axis (T, …)")
+        counts.add(shape[0])
+    if len(counts) != 1:
+        raise ValueError(f"{name}'s arrays disagree on the task axis: leading sizes {sorted(counts)}")
+    return counts.pop()
 
-    ``order=2``: the exact MAML meta-gradient, g ← (I − α H(θ^(k))) g for k = S−1 … 0.
-    ``order=1``: first-order MAML, g = (1/T) Σ_i ∇L_i^query(θ_i^(S)) (the H terms dropped).
+
+def prepare(params, support, query=None, *, loss="mse", activation="relu", task_loss=None):
+    """Resolve the model of an algorithm call: ``(flat_loss, leaves, rebuild, T)``.
+
+    Internally every algorithm works on the flat list of parameter leaves: ``flat_loss(leaves, x, y) -> (T,)``
+    evaluates the per-task loss and ``rebuild(leaves)`` restores the caller's structure. With
+    ``task_loss=None`` the model is the MLP :func:`mamlnp.nn.mlp` with ``loss``/``activation`` (``params`` the
+    list ``[W1, b1, …]``); otherwise ``task_loss(params, x, y) -> (T,)`` on any pytree ``params`` (list,
+    tuple or dict of float arrays), with ``x``/``y`` any arrays (or pytrees of arrays) with a leading task axis.
     """
-    _check_inner(inner_lr, inner_steps, order)
-    inner_lr = float(inner_lr)  # a NumPy float64 scalar would promote float32 parameters
-    task_count = np.shape(support[0])[0]
-    theta0 = _stack(params, task_count)
-    theta, steps = _inner_loop(task_loss, theta0, support, inner_lr, inner_steps, keep=(order == 2))
-    outer = _Step(task_loss, theta, query[0], query[1], scale=1.0 / task_count)
+    if task_loss is None:
+        task_count = validate_meta_batch(params, support, query, loss)
+        as_float_leaves(list(params))
+        return task_loss_fn(loss, activation), list(params), list, task_count
+    if not callable(task_loss):
+        raise TypeError(f"task_loss must be a function task_loss(params, x, y) -> (T,), got {type(task_loss).__name__}")
+    leaves, treedef = as_float_leaves(params)
+    task_count = _task_count(support, "support")
+    if query is not None and _task_count(query, "query") != task_count:
+        raise ValueError(f"support has {task_count} tasks but query has {_task_count(query, 'query')}; "
+                         "the task axes must match")
+    if task_count == 0:
+        raise ValueError("the meta-batch has T = 0 tasks")
+
+    def flat_loss(flat, x, y):
+        return task_loss(tree_unflatten(treedef, flat), x, y)
+
+    return flat_loss, leaves, (lambda flat: tree_unflatten(treedef, list(flat))), task_count
+
+
+def _meta_gradient(flat_loss, leaves, support, query, task_count, inner_lr, inner_steps, order):
+    """The MAML meta-gradient on flat leaves: inner loop, query gradient, then (I − αH) factors from the right."""
+    theta, steps = _inner_loop(flat_loss, _stack(leaves, task_count), support, inner_lr, inner_steps,
+                               keep=(order == 2))
+    outer = _Step(flat_loss, theta, query[0], query[1], scale=1.0 / task_count)
     g = outer.grad()
     for step in reversed(steps):  # order 2 only: apply (I − α H) factors from the right
         hg = step.hvp(g)
         g = [gi - inner_lr * hi for gi, hi in zip(g, hg)]
-    grads = [np.sum(gi, axis=0) for gi in g]  # the meta-model θ is shared: sum the per-task pieces
-    return outer.value, grads
+    return outer.value, [np.sum(gi, axis=0) for gi in g]  # θ is shared: sum the per-task pieces
 
 
-def maml_gradient(params, support, query, *, inner_lr, inner_steps, order=2, loss="mse", activation="relu"):
-    """MAML's meta-loss and meta-gradient for an MLP (``order=1``: first-order MAML).
+# ---------------------------------------------------------------------------------------- public algorithms
+def maml_gradient(params, support, query, *, inner_lr, inner_steps, order=2, loss="mse", activation="relu",
+                  task_loss=None):
+    """MAML's meta-loss and meta-gradient (``order=1``: first-order MAML).
 
     ``support = (xs, ys)``, ``query = (xq, yq)`` with a leading task axis. Returns ``(meta_loss, grads)``:
     the mean over tasks of the query loss after S inner SGD steps of size α on the support set, and its
-    gradient with respect to ``params`` (a list shaped like ``params``).
+    gradient with respect to ``params`` (same structure as ``params``).
+
+    ``order=2``: the exact meta-gradient, g ← (I − α H(θ^(k))) g for k = S−1 … 0.
+    ``order=1``: first-order MAML, g = (1/T) Σ_i ∇L_i^query(θ_i^(S)) (the H terms dropped).
+
+    The model is the MLP ``params = [W1, b1, …]`` with ``loss`` and ``activation``, or, when ``task_loss`` is
+    given, any ``task_loss(params, x, y) -> (T,)`` over any pytree ``params`` (see :func:`prepare`).
     """
-    validate_meta_batch(params, support, query, loss)
-    return meta_gradient(task_loss_fn(loss, activation), params, support, query,
-                         inner_lr=inner_lr, inner_steps=inner_steps, order=order)
+    _check_inner(inner_lr, inner_steps, order)
+    flat_loss, leaves, rebuild, task_count = prepare(params, support, query, loss=loss, activation=activation,
+                                                     task_loss=task_loss)
+    value, grads = _meta_gradient(flat_loss, leaves, support, query, task_count, float(inner_lr), inner_steps, order)
+    return value, rebuild(grads)
 
 
-def fomaml_gradient(params, support, query, *, inner_lr, inner_steps, loss="mse", activation="relu"):
+def meta_gradient(task_loss, params, support, query, *, inner_lr, inner_steps, order=2):
+    """(L_meta(θ), ∇L_meta(θ)) for any per-task loss: :func:`maml_gradient` with ``task_loss`` first."""
+    return maml_gradient(params, support, query, inner_lr=inner_lr, inner_steps=inner_steps, order=order,
+                         task_loss=task_loss)
+
+
+def fomaml_gradient(params, support, query, *, inner_lr, inner_steps, loss="mse", activation="relu", task_loss=None):
     """First-order MAML (Finn et al. 2017 §5.2): the query gradient at θ^(S), applied to θ."""
     return maml_gradient(params, support, query, inner_lr=inner_lr, inner_steps=inner_steps, order=1,
-                         loss=loss, activation=activation)
+                         loss=loss, activation=activation, task_loss=task_loss)
 
 
-def adapt(params, support, *, inner_lr, inner_steps, loss="mse", activation="relu"):
+def adapt(params, support, *, inner_lr, inner_steps, loss="mse", activation="relu", task_loss=None):
     """θ_i^(S) for every task: S inner SGD steps from θ on each task's support set.
 
-    Returns new arrays with a leading task axis (T, …); ``params`` is never modified.
+    Returns new arrays with a leading task axis (T, …), in the structure of ``params``; ``params`` is never
+    modified.
     """
     _check_inner(inner_lr, inner_steps)
-    task_count = validate_meta_batch(params, support, None, loss)
-    theta, _ = _inner_loop(task_loss_fn(loss, activation), _stack(params, task_count), support, inner_lr, inner_steps)
-    return [np.array(p) for p in theta]  # real copies, even for S = 0
+    flat_loss, leaves, rebuild, task_count = prepare(params, support, None, loss=loss, activation=activation,
+                                                     task_loss=task_loss)
+    theta, _ = _inner_loop(flat_loss, _stack(leaves, task_count), support, inner_lr, inner_steps)
+    return rebuild([np.array(p) for p in theta])  # real copies, even for S = 0
 
 
-def adaptation_losses(params, support, query, *, inner_lr, steps, loss="mse", activation="relu"):
+def adaptation_losses(params, support, query, *, inner_lr, steps, loss="mse", activation="relu", task_loss=None):
     """Per-task query loss after each number of inner steps in ``steps`` (e.g. (0, 1, 10)).
 
     Returns ``{s: array (T,)}``; one inner loop serves all the step counts.
     """
-    validate_meta_batch(params, support, query, loss)
+    flat_loss, leaves, _, task_count = prepare(params, support, query, loss=loss, activation=activation,
+                                               task_loss=task_loss)
     for s in steps:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
             raise TypeError(f"steps must hold integers (inner step counts), got {s!r} of type {type(s).__name__}")
@@ -205,11 +269,10 @@ def adaptation_losses(params, support, query, *, inner_lr, steps, loss="mse", ac
     if not steps or steps[0] < 0:
         raise ValueError(f"steps must be non-negative integers, got {steps}")
     _check_inner(inner_lr, steps[-1])
-    task_loss = task_loss_fn(loss, activation)
-    theta = _stack(params, np.shape(support[0])[0])
+    theta = _stack(leaves, task_count)
     out, done = {}, 0
     for s in steps:
-        theta, _ = _inner_loop(task_loss, theta, support, inner_lr, s - done)
+        theta, _ = _inner_loop(flat_loss, theta, support, inner_lr, s - done)
         done = s
-        out[s] = np.asarray(task_loss(theta, query[0], query[1]))
+        out[s] = np.asarray(flat_loss(theta, query[0], query[1]))
     return out
