@@ -37,9 +37,16 @@ def test_module_entry_point_prints_help():
         assert word in done.stdout
 
 
-def test_train_help_documents_the_paper_defaults_and_the_baseline(capsys):
+def test_train_help_lists_the_task_families(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["train", "--help"])
+    assert info.value.code == 0
+    assert "sinusoid" in capsys.readouterr().out
+
+
+def test_train_help_documents_the_paper_defaults_and_the_baseline(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "sinusoid", "--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
     for phrase in ("70,000", "α=0.01", "K=10", "--no-baseline", "--resume", "reptile", "Adam"):

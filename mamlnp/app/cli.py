@@ -103,9 +103,12 @@ def build_parser():
         description="Meta-learning from scratch on NumPy: train, evaluate and plot sinusoid MAML and relatives.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    t = sub.add_parser("train", help="meta-train (the main job: train, evaluate, plot)", description=TRAIN_DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("task", choices=sorted(TASKS), help="task family")
+    train_parser = sub.add_parser("train", help="meta-train on a task family (the main job: train, evaluate, plot)",
+                                  description="Meta-train on one task family; `train FAMILY --help` lists its options.")
+    # one sub-parser per task family, each with its own options; a new family adds its own parser here
+    families = train_parser.add_subparsers(dest="task", metavar="FAMILY", required=True)
+    t = families.add_parser("sinusoid", help="sinusoid regression (Finn et al. 2017, §5.1)",
+                            description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = t.add_argument_group("what to train (defaults: Finn et al. 2017)")
     g.add_argument("--algo", choices=[a for a in ALGORITHMS], default=None,
                    help="maml (default), fomaml (first-order MAML), reptile, multitask (no adaptation), "
