@@ -66,20 +66,22 @@ def bench_hvp(args):
         return ops.sum(task_mse(mlp(ps, x), y))
 
     g_fn, h_fn = grad_transform(loss), hvp_transform(loss)
-    t_grad = time_block(lambda: g_fn(stacked, *support), args.steps, args.repeats)
-    t_hvp = time_block(lambda: h_fn(stacked, v, *support), args.steps, args.repeats)
 
     def grad_then_hvp():
         tr = trace(loss, stacked, *support)
         tr.grad()
         tr.hvp(v)
-    t_both = time_block(grad_then_hvp, args.steps, args.repeats)
+    # the three rows are timed in interleaved blocks (A B C A B C …): timed one after another, machine-load drift
+    # between them made hvp/grad swing from 1.4 to 2.4 across runs
+    t_grad, t_hvp, t_both = interleaved_medians(
+        [lambda: g_fn(stacked, *support), lambda: h_fn(stacked, v, *support), grad_then_hvp], args.steps, args.repeats)
     print(_header())
     print("loss: Σ over 25 tasks of the MSE of a 1-40-40-1 ReLU MLP on 10 points each (params (25, …))")
     print(f"{'what':42s} {'ms':>8s}")
     print(f"{'grad  (record + backward)':42s} {t_grad * 1e3:8.3f}")
     print(f"{'hvp   (record + tangent + R-backward)':42s} {t_hvp * 1e3:8.3f}")
     print(f"{'grad, then hvp on the same trace':42s} {t_both * 1e3:8.3f}")
+    print(f"(median of {args.repeats} interleaved blocks of {args.steps} calls each)")
     print(f"hvp / grad = {t_hvp / t_grad:.2f}   (extra cost of an hvp on a trace that gave its grad: "
           f"{(t_both - t_grad) / t_grad:.2f} grads)")
     return 0
