@@ -4,7 +4,7 @@
 ``cli``       ``python -m mamlnp train|evaluate|plot|bench``
 ``train``     the training loop: checkpoints, exact resume, divergence handling
 ``evaluate``  held-out test tasks, adaptation curves, 95 % CIs, the results table
-``plots``     the figures (matplotlib ``Figure`` objects)
+``plots``     the figures (matplotlib Figures that show as PNGs in notebooks)
 ``io``        ``.npz`` + JSON checkpoints, atomic writes, ``allow_pickle=False``
 ``bench``     timing and memory benchmarks (interleaved blocks, medians)
 ``perf``      the allocator setting the benchmarks and CLI use
