@@ -9,6 +9,7 @@
 ``bench``     timing and memory benchmarks (interleaved blocks, medians)
 ``perf``      the allocator setting the benchmarks and CLI use
 ``notebook``  fast mode and figure saving for the chapters
+``article_setting``  the article's §4 loop in its own setting (64-d inputs, 10 classes, cross-entropy)
 ============  ============================================================================================
 
 May import everything else in mamlnp; nothing outside ``app`` imports from it (the exercises aside).
