@@ -112,6 +112,26 @@ def _one_step_hessian_at_adapted(support_loss, query_loss, params, inner_lr):
     return tree_map(lambda g, hg: g - inner_lr * hg, g_q, mamlnp.hvp(support_loss)(adapted, g_q))
 
 
+def _one_step_query_hessian(support_loss, query_loss, params, inner_lr):
+    # the common mistake: the Hessian of the query loss (here at θ′) instead of the support loss's at θ
+    adapted = tree_map(lambda p, g: p - inner_lr * g, params, mamlnp.grad(support_loss)(params))
+    g_q = mamlnp.grad(query_loss)(adapted)
+    return tree_map(lambda g, hg: g - inner_lr * hg, g_q, mamlnp.hvp(query_loss)(adapted, g_q))
+
+
+def _one_step_query_hessian_at_theta(support_loss, query_loss, params, inner_lr):
+    adapted = tree_map(lambda p, g: p - inner_lr * g, params, mamlnp.grad(support_loss)(params))
+    g_q = mamlnp.grad(query_loss)(adapted)
+    return tree_map(lambda g, hg: g - inner_lr * hg, g_q, mamlnp.hvp(query_loss)(params, g_q))
+
+
+def _one_step_half_alpha(support_loss, query_loss, params, inner_lr):
+    # a mistake no branch names: the fallback must not print the solution either
+    adapted = tree_map(lambda p, g: p - inner_lr * g, params, mamlnp.grad(support_loss)(params))
+    g_q = mamlnp.grad(query_loss)(adapted)
+    return tree_map(lambda g, hg: g - 0.5 * inner_lr * hg, g_q, mamlnp.hvp(support_loss)(params, g_q))
+
+
 def test_one_step_checker_passes_reference(sol):
     """g_q − α H_s(θ) g_q from grad and hvp equals (I − αH)∇L_q(θ′) with the dense Hessian (≤ 1e-9)."""
     feedback = ex.check_one_step_meta_gradient(sol.one_step_meta_gradient)
@@ -122,11 +142,21 @@ def test_one_step_checker_passes_reference(sol):
     (_one_step_first_order, "first-order MAML"),
     (_one_step_plus_sign, "sign"),
     (_one_step_hessian_at_adapted, "Hessian at θ′"),
-], ids=["first_order", "plus_sign", "hessian_at_adapted"])
+    (_one_step_query_hessian, "Hessian of the query loss"),
+    (_one_step_query_hessian_at_theta, "Hessian of the query loss"),
+], ids=["first_order", "plus_sign", "hessian_at_adapted", "query_hessian", "query_hessian_at_theta"])
 def test_one_step_checker_names_mistake(wrong, phrase):
     """Each classic mistake — dropping H, (I + αH), H evaluated at θ′ — fails with a message naming it."""
     feedback = ex.check_one_step_meta_gradient(wrong)
     assert not feedback and phrase in feedback.message, str(feedback)
+
+
+def test_one_step_checker_fallback_does_not_give_the_answer_away():
+    """An unrecognised wrong answer fails with a hint, not the recipe (no grad/hvp steps in the message)."""
+    feedback = ex.check_one_step_meta_gradient(_one_step_half_alpha)
+    assert not feedback and "none of the usual mistakes" in feedback.message
+    for recipe in ("hvp", "grad(", "g_q −", "answer ="):
+        assert recipe not in feedback.message, feedback.message
 
 
 def test_one_step_checker_catches_in_place_update(sol):

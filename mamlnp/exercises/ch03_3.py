@@ -253,6 +253,11 @@ def _one_step_variants(support_loss, query_loss, params, inner_lr):
         "support_at_adapted": ((eye - inner_lr * h) @ _flat(grad(support_loss)(adapted)),
                                "your answer multiplies the support gradient at θ′; the outer loss is the query loss"),
     }
+    # the Hessian of the wrong loss: θ′ = θ − α∇L_s(θ) is built from the support loss, so its Jacobian is too
+    query_hessian = ("your answer uses the Hessian of the query loss; the Jacobian of the inner step "
+                     "θ′ = θ − α∇L_s(θ) contains the Hessian of the loss that step descends — the support loss")
+    wrong["query_hessian_at_theta"] = ((eye - inner_lr * hessian(query_loss)(params)) @ g_q, query_hessian)
+    wrong["query_hessian_at_adapted"] = ((eye - inner_lr * hessian(query_loss)(adapted)) @ g_q, query_hessian)
     return right, wrong
 
 
@@ -285,9 +290,11 @@ def check_one_step_meta_gradient(student_fn) -> Feedback:
             for candidate, message in wrong.values():
                 if _rel(candidate, right) > 1e-6 and _rel(got, candidate) <= 1e-8:
                     return Feedback(EX2, False, f"on {name}: {message}.", details)
+            # no recipe here (it would give the exercise away): say which ingredients to re-check
             return Feedback(EX2, False, f"on {name}: your meta-gradient differs from (I − αH_s(θ))∇L_q(θ′) by a "
-                            f"relative {err:.2e}. Steps: g_s = grad(L_s)(θ); θ′ = θ − α g_s; g_q = grad(L_q)(θ′); "
-                            "answer = g_q − α·hvp(L_s)(θ, g_q).", details)
+                            f"relative {err:.2e}, and it is none of the usual mistakes this checker recognises. "
+                            "Re-check each ingredient against the formula: which loss each gradient and the Hessian "
+                            "belong to, the point each is evaluated at, the sign and the factor α.", details)
     return Feedback(EX2, True, "your meta-gradient equals (I − αH_s(θ))∇L_q(θ′) built from the dense Hessian, "
                     "without ever forming the Hessian yourself.", details)
 
