@@ -12,7 +12,7 @@ import re
 
 # a figure-making call; not a definition (``def plot_x(``) and not a method (``ax.plot_surface(``)
 FIGURE_CALL = re.compile(r"(?<!def )(?<![.\w])(save_figure|plt\.(?:subplots|figure|subplot_mosaic)|plot_\w+)\s*\(")
-FIGURE_TEXT = re.compile(r"<Figure size [^>]*>")
+FIGURE_TEXT = re.compile(r"<\w*Figure size [^>]*>")  # also subclasses, e.g. <NotebookFigure size …>
 
 
 def _first_line(source):

@@ -269,13 +269,19 @@ def alternating_fixed_point(centers, curvatures, *, inner_lr, inner_steps=1):
 
     Σ_T A_T (I − α A_T)^S (θ − c_T) = 0, so θ_alt = (Σ W_T)⁻¹ Σ W_T c_T with W_T = A_T (I − α A_T)^S —
     a weighted mean of the centres with other weights than :func:`maml_optimum`'s Ã_T, so in general a
-    different point, at which the true meta-gradient is not zero.
+    different point, at which the true meta-gradient is not zero. It attracts the iteration
+    θ ← θ − β · direction only when (1/T) Σ W_T is positive definite (and β is small enough); once some
+    α λ(A_T) > 1 that matrix can have negative eigenvalues, and alternating then runs away from it.
     """
     c, a = validate_tasks(centers, curvatures)
     step = _step_matrices(a, _check_lr(inner_lr, "inner_lr"), _check_steps(inner_steps))
-    weights = a @ step
-    return _solve_weighted_mean(0.5 * (weights + np.swapaxes(weights, 1, 2)), c,
-                                f"alternating fixed-point equation (α = {inner_lr}, S = {inner_steps})")
+    weights = a @ step                                     # symmetric: A_T and (I − αA_T)^S commute
+    matrix = np.mean(0.5 * (weights + np.swapaxes(weights, 1, 2)), axis=0)
+    eigenvalues = np.linalg.eigvalsh(matrix)
+    if np.min(np.abs(eigenvalues)) <= np.max(np.abs(eigenvalues)) / _MAX_CONDITION:
+        raise ValueError(f"the alternating fixed-point equation (α = {inner_lr}, S = {inner_steps}) has no unique "
+                         f"solution: (1/T) Σ A_T (I − αA_T)^S has eigenvalues {np.array2string(eigenvalues, precision=3)}")
+    return np.linalg.solve(matrix, np.mean(np.einsum("tij,tj->ti", weights, c), axis=0))
 
 
 def multitask_objective(theta, centers, curvatures):
