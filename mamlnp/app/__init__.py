@@ -1,7 +1,8 @@
 """The application: what ``python -m mamlnp`` runs, and what the chapters use to train, measure and draw.
 
 ============  ============================================================================================
-``cli``       ``python -m mamlnp train|evaluate|plot|bench``
+``cli``       ``python -m mamlnp train|evaluate|plot|bench|grade``
+``grade``     runs students' copies of a chapter notebook and reports each exercise (for teachers)
 ``train``     the training loop: checkpoints, exact resume, divergence handling
 ``evaluate``  held-out test tasks, adaptation curves, 95 % CIs, the results table
 ``plots``     the figures (matplotlib Figures that show as PNGs in notebooks)
