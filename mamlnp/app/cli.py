@@ -1,4 +1,4 @@
-"""``python -m mamlnp``: train, evaluate and plot sinusoid meta-learning; ``bench`` runs the benchmarks; ``grade`` grades students' notebooks.
+"""``python -m mamlnp``: train, evaluate and plot sinusoid meta-learning; ``bench`` runs the benchmarks.
 
 Exit status: 0 success, 2 bad input (unknown option, bad value, unusable or mismatched checkpoint,
 occupied output folder), 3 training diverged (NaN/inf; the last good checkpoint is kept), 130 interrupted.
