@@ -143,64 +143,13 @@ def test_inner_step_checker_catches_mutated_params():
     fails_with(ch03_2.check_inner_sgd_step(student), "in place")
 
 
-# ============================================================================ exercise 3: sin primitive
-def _sin_class(**overrides):
-    rules = dict(
-        forward=lambda x: np.sin(x),
-        vjp=lambda i, g, out, inputs: g * np.cos(inputs[0]),
-        jvp=lambda i, t, out, inputs: t * np.cos(inputs[0]),
-        vjp_tangent=lambda i, g, out, out_tangent, inputs, input_tangents: -g * out * input_tangents[0],
-    )
-    rules.update(overrides)
-    return type("Sin", (), dict(rules))
+# ============================================================================ exercise 3: numerical gradient
+def test_sin_checker_is_still_importable_from_chapter_3_2():
+    """Moved to 3.3 (it needs forward mode and second-order rules); old notebooks' imports keep working."""
+    from mamlnp.exercises import ch03_3
+    assert ch03_2.check_sin_primitive is ch03_3.check_sin_primitive
 
 
-def test_sin_checker_passes_reference():
-    """The reference rules x̄ = ȳ cos x, ẏ = cos x ẋ, d(ȳ cos x) = −ȳ sin x ẋ pass, as class and as Primitive."""
-    assert ch03_2.check_sin_primitive(solutions.sin)
-    assert ch03_2.check_sin_primitive(solutions.Sin)
-    assert ch03_2.check_sin_primitive(_sin_class())  # the test's own helper is right before it is broken below
-
-
-def test_sin_checker_reports_stub():
-    def stub_forward(x):  # the primitive reads its inputs' names from forward's signature
-        raise NotImplementedError
-
-    def stub_rule(*args):
-        raise NotImplementedError
-    stub = _sin_class(forward=stub_forward, vjp=stub_rule, jvp=stub_rule, vjp_tangent=stub_rule)
-    fails_with(ch03_2.check_sin_primitive(stub), "not attempted yet")
-
-
-def test_sin_checker_reports_the_first_unattempted_rule():
-    """Forward done, rules still stubs: the feedback says the vjp is the next thing to write."""
-    def stub_rule(*args):
-        raise NotImplementedError
-    partial = _sin_class(vjp=stub_rule, jvp=stub_rule, vjp_tangent=stub_rule)
-    fails_with(ch03_2.check_sin_primitive(partial), "vjp rule is not attempted yet")
-
-
-@pytest.mark.parametrize("overrides, phrases", [
-    (dict(forward=lambda x: np.cos(x)), ("forward is wrong",)),
-    (dict(vjp=lambda i, g, out, inputs: -g * np.cos(inputs[0])), ("vjp rule is wrong", "sign error")),
-    (dict(vjp=lambda i, g, out, inputs: g), ("vjp rule is wrong",)),
-    (dict(jvp=lambda i, t, out, inputs: t * out), ("jvp rule is wrong",)),
-    (dict(vjp_tangent=None), ("vjp_tangent is None",)),
-    (dict(vjp_tangent=lambda i, g, out, ot, inputs, its: g * out * its[0]), ("vjp_tangent is wrong", "sign error")),
-    (dict(vjp_tangent=lambda i, g, out, ot, inputs, its: -g * out * ot), ("vjp_tangent is wrong",)),
-])
-def test_sin_checker_names_the_wrong_rule(overrides, phrases):
-    """One wrong rule at a time (cos for sin; −ȳ cos x or ȳ for the vjp; sin x ẋ for the jvp; no, the opposite
-    or an out_tangent-based second-order term): check_grad / the jvp comparison / check_hvp fail on exactly it."""
-    fails_with(ch03_2.check_sin_primitive(_sin_class(**overrides)), *phrases)
-
-
-def test_sin_checker_refuses_a_non_primitive():
-    with pytest.raises(TypeError, match="expects your class"):
-        ch03_2.check_sin_primitive(np.sin)
-
-
-# ============================================================================ exercise 4: numerical gradient
 def test_numerical_grad_checker_passes_reference():
     """Central differences (f(θ + εeᵢ) − f(θ − εeᵢ))/2ε agree with the exact gradient to O(ε²) ≈ 1e-8."""
     assert ch03_2.check_numerical_grad(solutions.numerical_grad)

@@ -4,7 +4,7 @@ answer "not attempted yet" to the notebook's stubs."""
 
 import numpy as np
 import pytest
-from _solutions import load_solutions, stub as unanswered
+from _solutions import fails_with, load_solutions, stub as unanswered
 
 import mamlnp
 from mamlnp import ops
@@ -112,6 +112,26 @@ def _one_step_hessian_at_adapted(support_loss, query_loss, params, inner_lr):
     return tree_map(lambda g, hg: g - inner_lr * hg, g_q, mamlnp.hvp(support_loss)(adapted, g_q))
 
 
+def _one_step_query_hessian(support_loss, query_loss, params, inner_lr):
+    # the common mistake: the Hessian of the query loss (here at θ′) instead of the support loss's at θ
+    adapted = tree_map(lambda p, g: p - inner_lr * g, params, mamlnp.grad(support_loss)(params))
+    g_q = mamlnp.grad(query_loss)(adapted)
+    return tree_map(lambda g, hg: g - inner_lr * hg, g_q, mamlnp.hvp(query_loss)(adapted, g_q))
+
+
+def _one_step_query_hessian_at_theta(support_loss, query_loss, params, inner_lr):
+    adapted = tree_map(lambda p, g: p - inner_lr * g, params, mamlnp.grad(support_loss)(params))
+    g_q = mamlnp.grad(query_loss)(adapted)
+    return tree_map(lambda g, hg: g - inner_lr * hg, g_q, mamlnp.hvp(query_loss)(params, g_q))
+
+
+def _one_step_half_alpha(support_loss, query_loss, params, inner_lr):
+    # a mistake no branch names: the fallback must not print the solution either
+    adapted = tree_map(lambda p, g: p - inner_lr * g, params, mamlnp.grad(support_loss)(params))
+    g_q = mamlnp.grad(query_loss)(adapted)
+    return tree_map(lambda g, hg: g - 0.5 * inner_lr * hg, g_q, mamlnp.hvp(support_loss)(params, g_q))
+
+
 def test_one_step_checker_passes_reference(sol):
     """g_q − α H_s(θ) g_q from grad and hvp equals (I − αH)∇L_q(θ′) with the dense Hessian (≤ 1e-9)."""
     feedback = ex.check_one_step_meta_gradient(sol.one_step_meta_gradient)
@@ -122,11 +142,21 @@ def test_one_step_checker_passes_reference(sol):
     (_one_step_first_order, "first-order MAML"),
     (_one_step_plus_sign, "sign"),
     (_one_step_hessian_at_adapted, "Hessian at θ′"),
-], ids=["first_order", "plus_sign", "hessian_at_adapted"])
+    (_one_step_query_hessian, "Hessian of the query loss"),
+    (_one_step_query_hessian_at_theta, "Hessian of the query loss"),
+], ids=["first_order", "plus_sign", "hessian_at_adapted", "query_hessian", "query_hessian_at_theta"])
 def test_one_step_checker_names_mistake(wrong, phrase):
     """Each classic mistake — dropping H, (I + αH), H evaluated at θ′ — fails with a message naming it."""
     feedback = ex.check_one_step_meta_gradient(wrong)
     assert not feedback and phrase in feedback.message, str(feedback)
+
+
+def test_one_step_checker_fallback_does_not_give_the_answer_away():
+    """An unrecognised wrong answer fails with a hint, not the recipe (no grad/hvp steps in the message)."""
+    feedback = ex.check_one_step_meta_gradient(_one_step_half_alpha)
+    assert not feedback and "none of the usual mistakes" in feedback.message
+    for recipe in ("hvp", "grad(", "g_q −", "answer ="):
+        assert recipe not in feedback.message, feedback.message
 
 
 def test_one_step_checker_catches_in_place_update(sol):
@@ -266,3 +296,61 @@ def test_linear_hvp_checker_names_shapes(sol):
 def test_linear_hvp_checker_stub_not_attempted():
     """The stub raising NotImplementedError gets 'not attempted yet'."""
     assert "not attempted yet" in ex.check_linear_mse_hvp(unanswered).message
+
+
+# ============================================================================ exercise 5: sin primitive (moved from 3.2)
+def _sin_class(**overrides):
+    rules = dict(
+        forward=lambda x: np.sin(x),
+        vjp=lambda i, g, out, inputs: g * np.cos(inputs[0]),
+        jvp=lambda i, t, out, inputs: t * np.cos(inputs[0]),
+        vjp_tangent=lambda i, g, out, out_tangent, inputs, input_tangents: -g * out * input_tangents[0],
+    )
+    rules.update(overrides)
+    return type("Sin", (), dict(rules))
+
+
+def test_sin_checker_passes_reference():
+    """The reference rules x̄ = ȳ cos x, ẏ = cos x ẋ, d(ȳ cos x) = −ȳ sin x ẋ pass, as class and as Primitive."""
+    solutions = load_solutions("ch03_3")
+    assert ex.check_sin_primitive(solutions.sin)
+    assert ex.check_sin_primitive(solutions.Sin)
+    assert ex.check_sin_primitive(_sin_class())  # the test's own helper is right before it is broken below
+
+
+def test_sin_checker_reports_stub():
+    def stub_forward(x):  # the primitive reads its inputs' names from forward's signature
+        raise NotImplementedError
+
+    def stub_rule(*args):
+        raise NotImplementedError
+    stub = _sin_class(forward=stub_forward, vjp=stub_rule, jvp=stub_rule, vjp_tangent=stub_rule)
+    fails_with(ex.check_sin_primitive(stub), "not attempted yet")
+
+
+def test_sin_checker_reports_the_first_unattempted_rule():
+    """Forward done, rules still stubs: the feedback says the vjp is the next thing to write."""
+    def stub_rule(*args):
+        raise NotImplementedError
+    partial = _sin_class(vjp=stub_rule, jvp=stub_rule, vjp_tangent=stub_rule)
+    fails_with(ex.check_sin_primitive(partial), "vjp rule is not attempted yet")
+
+
+@pytest.mark.parametrize("overrides, phrases", [
+    (dict(forward=lambda x: np.cos(x)), ("forward is wrong",)),
+    (dict(vjp=lambda i, g, out, inputs: -g * np.cos(inputs[0])), ("vjp rule is wrong", "sign error")),
+    (dict(vjp=lambda i, g, out, inputs: g), ("vjp rule is wrong",)),
+    (dict(jvp=lambda i, t, out, inputs: t * out), ("jvp rule is wrong",)),
+    (dict(vjp_tangent=None), ("vjp_tangent is None",)),
+    (dict(vjp_tangent=lambda i, g, out, ot, inputs, its: g * out * its[0]), ("vjp_tangent is wrong", "sign error")),
+    (dict(vjp_tangent=lambda i, g, out, ot, inputs, its: -g * out * ot), ("vjp_tangent is wrong",)),
+])
+def test_sin_checker_names_the_wrong_rule(overrides, phrases):
+    """One wrong rule at a time (cos for sin; −ȳ cos x or ȳ for the vjp; sin x ẋ for the jvp; no, the opposite
+    or an out_tangent-based second-order term): check_grad / the jvp comparison / check_hvp fail on exactly it."""
+    fails_with(ex.check_sin_primitive(_sin_class(**overrides)), *phrases)
+
+
+def test_sin_checker_refuses_a_non_primitive():
+    with pytest.raises(TypeError, match="expects your class"):
+        ex.check_sin_primitive(np.sin)

@@ -236,3 +236,36 @@ def test_bad_settings_raise_clear_errors(rng):
         quadratic.sample_tasks(3, 4)
     with pytest.raises(TypeError, match="real numeric array"):
         quadratic.task_losses(np.zeros(2, dtype=complex), centers, curvatures)
+
+
+@pytest.mark.parametrize("inner_steps", [1, 3])
+def test_alternating_direction_is_first_order_maml_and_its_fixed_point_is_not_the_maml_optimum(rng, inner_steps):
+    """The article's "alternating optimisation" (inner step, then outer step with θ_T held fixed) is first-order
+    MAML: the engine's order-1 meta-gradient. It stops where that direction vanishes, and there the true
+    meta-gradient (checked against finite differences of L_meta) is not zero and L_meta is above its minimum."""
+    centers, curvatures = _family(rng, task_count=6)
+    inner_lr = 0.3
+    theta = rng.standard_normal(2)
+    _, first_order = _engine(theta, centers, curvatures, inner_lr, inner_steps, order=1)
+    direction = quadratic.alternating_direction(theta, centers, curvatures, inner_lr=inner_lr, inner_steps=inner_steps)
+    np.testing.assert_allclose(direction, first_order, rtol=1e-12, atol=1e-14)
+    stop = quadratic.alternating_fixed_point(centers, curvatures, inner_lr=inner_lr, inner_steps=inner_steps)
+    np.testing.assert_allclose(quadratic.alternating_direction(stop, centers, curvatures, inner_lr=inner_lr,
+                                                               inner_steps=inner_steps), 0.0, atol=1e-12)
+    true_gradient = quadratic.maml_meta_gradient(stop, centers, curvatures, inner_lr=inner_lr, inner_steps=inner_steps)
+    objective = lambda th: quadratic.maml_objective(th, centers, curvatures, inner_lr=inner_lr, inner_steps=inner_steps)
+    eps = 1e-6
+    fd = np.array([(objective(stop + eps * e) - objective(stop - eps * e)) / (2 * eps) for e in np.eye(2)])
+    np.testing.assert_allclose(true_gradient, fd, rtol=1e-5, atol=1e-9)
+    assert np.linalg.norm(true_gradient) > 1e-3 * np.linalg.norm(first_order)
+    best = quadratic.maml_optimum(centers, curvatures, inner_lr=inner_lr, inner_steps=inner_steps)
+    assert objective(stop) > objective(best) + 1e-9
+
+
+def test_alternating_and_maml_agree_when_every_task_has_the_same_curvature(rng):
+    # identical A_T: both weightings are multiples of one matrix, so both stop at the same point
+    centers, _ = _family(rng)
+    a = np.array([[2.0, 0.3], [0.3, 1.0]])
+    curvatures = np.broadcast_to(a, (len(centers), 2, 2)).copy()
+    np.testing.assert_allclose(quadratic.alternating_fixed_point(centers, curvatures, inner_lr=0.2),
+                               quadratic.maml_optimum(centers, curvatures, inner_lr=0.2), rtol=1e-10)

@@ -83,3 +83,16 @@ def linear_mse_hvp(W, b, V, c, X, Y):
     n = X.shape[0]
     r_dot = X @ V + c
     return X.T @ r_dot / n, r_dot.sum(axis=0) / n
+
+
+# ---------------------------------------------------------------------------- exercise 5: sin (moved from chapter 3.2)
+class Sin:
+    """y = sin x.  vjp: x̄ = ȳ cos x;  jvp: ẏ = cos x · ẋ;  2nd: d(ȳ cos x) = −ȳ sin x · ẋ = −ȳ y ẋ."""
+
+    def forward(x): return np.sin(x)
+    def vjp(i, g, out, inputs): return g * np.cos(inputs[0])
+    def jvp(i, t, out, inputs): return t * np.cos(inputs[0])
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return -g * out * input_tangents[0]
+
+
+sin = ops.primitive(Sin, register=False)

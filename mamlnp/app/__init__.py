@@ -1,14 +1,16 @@
 """The application: what ``python -m mamlnp`` runs, and what the chapters use to train, measure and draw.
 
 ============  ============================================================================================
-``cli``       ``python -m mamlnp train|evaluate|plot|bench``
+``cli``       ``python -m mamlnp train|evaluate|plot|bench|grade``
+``grade``     runs students' copies of a chapter notebook and reports each exercise (for teachers)
 ``train``     the training loop: checkpoints, exact resume, divergence handling
 ``evaluate``  held-out test tasks, adaptation curves, 95 % CIs, the results table
-``plots``     the figures (matplotlib ``Figure`` objects)
+``plots``     the figures (matplotlib Figures that show as PNGs in notebooks)
 ``io``        ``.npz`` + JSON checkpoints, atomic writes, ``allow_pickle=False``
 ``bench``     timing and memory benchmarks (interleaved blocks, medians)
 ``perf``      the allocator setting the benchmarks and CLI use
 ``notebook``  fast mode and figure saving for the chapters
+``article_setting``  the article's §4 loop in its own setting (64-d inputs, 10 classes, cross-entropy)
 ============  ============================================================================================
 
 May import everything else in mamlnp; nothing outside ``app`` imports from it (the exercises aside).

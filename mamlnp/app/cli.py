@@ -171,6 +171,8 @@ def build_parser():
 
     b = sub.add_parser("bench", help="benchmarks (arguments go to mamlnp.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
+    g = sub.add_parser("grade", help="grade students' copies of a chapter notebook (see grade --help)", add_help=False)
+    g.add_argument("grade_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -404,6 +406,9 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
         return _cmd_bench(argv[1:])
+    if argv and argv[0] == "grade":  # its own module and options: mamlnp.app.grade
+        from .grade import main as grade_main
+        return grade_main(argv[1:])
     args = build_parser().parse_args(argv)  # exits with status 2 and a message on bad options
     command = {"train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot}[args.command]
     keep_freed_memory()  # glibc: reuse freed blocks instead of page-faulting them in again every step

@@ -5,11 +5,15 @@
 * :func:`plot_mse_vs_steps` — Figure-3 style: mean query MSE (± 95% CI band) against the number of inner
   gradient steps 0…10, one panel per K, one line per model (MAML vs multi-task pretraining, …).
 
-Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global backend change), so
-this works headless and inside notebooks alike; each function saves a PNG and returns the Figure.
+Figures are built without pyplot (no global backend change, nothing left open), so this works headless
+and inside notebooks alike; each function saves a PNG and returns a :class:`NotebookFigure`. A bare
+``matplotlib.figure.Figure`` has no image representation of its own — a notebook shows it as the text
+``<Figure size …>`` unless pyplot's inline backend happens to be active — so ``NotebookFigure`` adds
+``_repr_png_``: ending a notebook cell with the returned figure always shows the picture.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +25,23 @@ from ..algorithms import adapt
 from ..models.nn import mlp
 from ..tasks import sinusoid
 
-__all__ = ["plot_adaptation", "plot_mse_vs_steps", "mse_curves", "COLORS"]
+__all__ = ["NotebookFigure", "plot_adaptation", "plot_mse_vs_steps", "mse_curves", "COLORS"]
 
 COLORS = {"maml": "tab:green", "fomaml": "tab:orange", "reptile": "tab:purple", "multitask": "tab:blue",
           "article": "tab:gray"}
+
+
+class NotebookFigure(Figure):
+    """A matplotlib ``Figure`` that shows itself as a PNG in Jupyter/IPython (``_repr_png_``).
+
+    IPython asks an object for ``_repr_png_`` when no formatter is registered for its type; when pyplot's
+    inline backend has registered one for ``Figure``, that one is used instead — either way one image.
+    """
+
+    def _repr_png_(self):
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def _color(name, index):
@@ -55,7 +72,7 @@ def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, s
     xs_all, ys_all = support[0][task_index:task_index + 1], support[1][task_index:task_index + 1]
     grid = np.linspace(-5.0, 5.0, 300)[None, :, None]
 
-    fig = Figure(figsize=(max(4.2 * len(ks), 8.0), 3.2 * len(models)), layout="constrained")  # room for the legend with one K
+    fig = NotebookFigure(figsize=(max(4.2 * len(ks), 8.0), 3.2 * len(models)), layout="constrained")  # room for the legend with one K
     axes = fig.subplots(len(models), len(ks), squeeze=False, sharex=True, sharey=True)
     for row, (label, algorithm, params, activation) in enumerate(models):
         color = _color(algorithm, row)
@@ -96,7 +113,7 @@ def plot_mse_vs_steps(curves, path, *, title=None):
     if not curves:
         raise ValueError("plot_mse_vs_steps needs at least one model")
     ks = sorted(curves[0][2])
-    fig = Figure(figsize=(4.2 * len(ks), 3.6), layout="constrained")
+    fig = NotebookFigure(figsize=(4.2 * len(ks), 3.6), layout="constrained")
     axes = fig.subplots(1, len(ks), squeeze=False)[0]
     for ax, k in zip(axes, ks):
         stats = {}

@@ -12,6 +12,8 @@
    not trivial, and that the dropped term α H_s(θ) ∇L_q(θ′) is zero.
 4. :func:`check_linear_mse_hvp` — the hand-derived Hessian-vector product of a linear layer with MSE,
    compared with the engine's ``hvp`` block by block.
+5. :func:`check_sin_primitive` — the vjp, jvp and second-order rule of y = sin x (moved here from 3.2,
+   which introduces reverse mode only), each tested through the engine against finite differences.
 
 Every checker returns a :class:`~mamlnp.exercises.Feedback`; a stub that still raises
 ``NotImplementedError`` gets "not attempted yet".
@@ -27,10 +29,11 @@ from ..models import nn
 from ..engine import ops
 from ..engine.checks import check_grad, check_hvp, relative_error
 from ..engine.pytree import check_same_structure, tree_flatten, tree_map, tree_unflatten
-from ..engine.transforms import grad, hessian, hvp
+from ..engine.transforms import grad, hessian, hvp, jvp
 from . import Feedback, as_primitive, attempt
 
-__all__ = ["check_silu_rules", "check_one_step_meta_gradient", "check_first_order_exact", "check_linear_mse_hvp"]
+__all__ = ["check_silu_rules", "check_one_step_meta_gradient", "check_first_order_exact", "check_linear_mse_hvp",
+           "check_sin_primitive"]
 
 # Central differences of smooth functions in float64 agree with a correct rule to ~1e-9; a wrong rule
 # is off by O(1). Results computed by two exact routes (engine vs dense Hessian) agree to ~1e-14.
@@ -253,6 +256,11 @@ def _one_step_variants(support_loss, query_loss, params, inner_lr):
         "support_at_adapted": ((eye - inner_lr * h) @ _flat(grad(support_loss)(adapted)),
                                "your answer multiplies the support gradient at θ′; the outer loss is the query loss"),
     }
+    # the Hessian of the wrong loss: θ′ = θ − α∇L_s(θ) is built from the support loss, so its Jacobian is too
+    query_hessian = ("your answer uses the Hessian of the query loss; the Jacobian of the inner step "
+                     "θ′ = θ − α∇L_s(θ) contains the Hessian of the loss that step descends — the support loss")
+    wrong["query_hessian_at_theta"] = ((eye - inner_lr * hessian(query_loss)(params)) @ g_q, query_hessian)
+    wrong["query_hessian_at_adapted"] = ((eye - inner_lr * hessian(query_loss)(adapted)) @ g_q, query_hessian)
     return right, wrong
 
 
@@ -285,9 +293,11 @@ def check_one_step_meta_gradient(student_fn) -> Feedback:
             for candidate, message in wrong.values():
                 if _rel(candidate, right) > 1e-6 and _rel(got, candidate) <= 1e-8:
                     return Feedback(EX2, False, f"on {name}: {message}.", details)
+            # no recipe here (it would give the exercise away): say which ingredients to re-check
             return Feedback(EX2, False, f"on {name}: your meta-gradient differs from (I − αH_s(θ))∇L_q(θ′) by a "
-                            f"relative {err:.2e}. Steps: g_s = grad(L_s)(θ); θ′ = θ − α g_s; g_q = grad(L_q)(θ′); "
-                            "answer = g_q − α·hvp(L_s)(θ, g_q).", details)
+                            f"relative {err:.2e}, and it is none of the usual mistakes this checker recognises. "
+                            "Re-check each ingredient against the formula: which loss each gradient and the Hessian "
+                            "belong to, the point each is evaluated at, the sign and the factor α.", details)
     return Feedback(EX2, True, "your meta-gradient equals (I − αH_s(θ))∇L_q(θ′) built from the dense Hessian, "
                     "without ever forming the Hessian yourself.", details)
 
@@ -425,3 +435,96 @@ def check_linear_mse_hvp(student_fn) -> Feedback:
                         details)
     return Feedback(EX4, True, "your hand-derived H·v matches the engine on every shape; note it depends on X, V and c "
                     "only — the Hessian of a linear model with MSE is constant.", details)
+
+
+# ============================================================================ exercise 5: a sin primitive (from 3.2)
+EX5 = "3.3 ex. 5: sin primitive"
+
+
+def _sign_hint(result):
+    """A hint when the engine's answer in a CheckResult is a simple multiple of the finite-difference one."""
+    return _ratio_hint(result.analytic, result.numeric)
+
+
+def _ratio_hint(analytic, numeric):
+    a = np.ravel(np.asarray(analytic, dtype=np.float64))
+    n = np.ravel(np.asarray(numeric, dtype=np.float64))
+    if not np.all(np.isfinite(a)) or not np.any(n):
+        return []
+    ratio = float(a @ n / (n @ n))
+    if np.max(np.abs(a - ratio * n)) <= 1e-6 * np.max(np.abs(n)):
+        if abs(ratio) < 1e-12:
+            return ["your rule contributes nothing here: the engine's answer is exactly 0"]
+        return [f"your answer is {ratio:.4g} × the right one" + (" — a sign error" if abs(ratio + 1) < 1e-6 else "")]
+    return []
+
+
+def check_sin_primitive(sin) -> Feedback:
+    """Check a primitive y = sin x: forward, then each derivative rule through the engine.
+
+    ``sin`` is the class (``forward(x)``, ``vjp(i, g, out, inputs)``, ``jvp(i, t, out, inputs)``,
+    ``vjp_tangent(i, g, out, out_tangent, inputs, input_tangents)``) or the Primitive built from it with
+    ``mamlnp.ops.primitive(cls, register=False)``.
+    """
+    prim, problem = as_primitive(sin, EX5, "check_sin_primitive")
+    if problem:
+        return problem
+    rng = np.random.default_rng(3203)
+    shape = (3, 4)
+    x = rng.uniform(-3.0, 3.0, shape)
+    weights = rng.standard_normal(shape)  # Σ c ⊙ sin x: a non-uniform cotangent ȳ = c reaches the vjp
+    direction = rng.standard_normal(shape)
+    details = []
+
+    y, stub = attempt(EX5, prim, x)
+    if stub is not None:
+        return Feedback(EX5, False, "not attempted yet (forward still raises NotImplementedError)")
+    y = np.asarray(getattr(y, "value", y))
+    if y.shape != shape or not np.allclose(y, np.sin(x), rtol=1e-12, atol=1e-12):
+        return Feedback(EX5, False, f"forward is wrong: for x of shape {shape} it returned shape {y.shape} with "
+                        f"max |y − sin x| = {np.max(np.abs(y - np.sin(x))) if y.shape == shape else float('nan'):.2e}")
+
+    def weighted(x):
+        return ops.sum(ops.mul(weights, prim(x)))
+
+    res, stub = attempt(EX5, check_grad, weighted, x)
+    if stub is not None:
+        return Feedback(EX5, False, "forward works; the vjp rule is not attempted yet (it raises NotImplementedError)")
+    details.append(f"vjp: check_grad of Σ c ⊙ sin(x) — {res.max_rel_error:.1e}")
+    if not res:
+        return Feedback(EX5, False, "the vjp rule is wrong: the cotangent of x must be x̄ = ȳ ⊙ dy/dx, and the "
+                        "finite differences of Σ c ⊙ sin(x) disagree with it", details + _sign_hint(res) + [str(res)])
+
+    got, stub = attempt(EX5, jvp(prim), x, direction)
+    if stub is not None:
+        return Feedback(EX5, False, "forward and vjp work; the jvp rule is not attempted yet", details)
+    tangent = np.asarray(got[1], dtype=np.float64)
+    eps = 1e-6
+    numeric = (np.sin(x + eps * direction) - np.sin(x - eps * direction)) / (2 * eps)
+    err, where = relative_error(tangent, numeric, "ẏ") if tangent.shape == shape else (float("inf"), "shape")
+    details.append(f"jvp: ẏ against (sin(x + εv) − sin(x − εv))/2ε — {err:.1e}")
+    if not err <= FD_RTOL:
+        hint = _ratio_hint(tangent, numeric) if tangent.shape == shape else []
+        return Feedback(EX5, False, "the jvp rule is wrong: the output tangent must be ẏ = (dy/dx) ⊙ ẋ, the "
+                        f"directional derivative along ẋ; worst at {where}", details + hint)
+
+    if prim.vjp_tangent is None:
+        return Feedback(EX5, False, "vjp_tangent is None, which declares sin linear (its vjp would not depend on "
+                        "x). But x̄ = ȳ cos x changes when x moves: derive d(ȳ cos x) along ẋ", details)
+
+    def squared(x):
+        return ops.sum(ops.square(prim(x)))  # here R{ȳ} ≠ 0 too, and sin's output tangent feeds square's rule
+
+    for label, f in (("Σ c ⊙ sin(x)", weighted), ("Σ sin(x)²", squared)):
+        res, stub = attempt(EX5, check_hvp, f, x, direction)
+        if stub is not None:
+            return Feedback(EX5, False, "forward, vjp and jvp work; vjp_tangent (the second-order rule) is not "
+                            "attempted yet", details)
+        details.append(f"vjp_tangent: check_hvp of {label} — {res.max_rel_error:.1e}")
+        if not res:
+            return Feedback(EX5, False, "the second-order rule vjp_tangent is wrong: it must be the derivative of "
+                            "your vjp, ȳ cos x, when x moves along ẋ (ȳ held fixed); the Hessian-vector product of "
+                            f"{label} disagrees with finite differences of the gradient",
+                            details + _sign_hint(res) + [str(res)])
+    return Feedback(EX5, True, "forward, vjp, jvp and vjp_tangent all agree with finite differences "
+                    f"(tolerance {FD_RTOL:.0e})", details)

@@ -30,7 +30,7 @@ from ..engine import ops
 __all__ = [
     "sample_tasks", "validate_tasks", "task_losses", "task_gradients", "adapt", "inner_argmin",
     "proximal_inner_solution", "maml_curvatures", "maml_objective", "maml_meta_gradient", "maml_optimum",
-    "multitask_objective", "multitask_optimum", "mean_loss_at_points", "quadratic_task_loss", "meta_batch",
+    "alternating_direction", "alternating_fixed_point", "multitask_objective", "multitask_optimum", "mean_loss_at_points", "quadratic_task_loss", "meta_batch",
 ]
 
 # A task family whose outer Hessian has a condition number beyond this has no unique meta-optimum to
@@ -247,6 +247,41 @@ def maml_optimum(centers, curvatures, *, inner_lr, inner_steps=1):
     c, _ = validate_tasks(centers, curvatures)
     weights = maml_curvatures(centers, curvatures, inner_lr=inner_lr, inner_steps=inner_steps)
     return _solve_weighted_mean(weights, c, f"MAML objective (α = {inner_lr}, S = {inner_steps})")
+
+
+# ---------------------------------------------------------------------------------------- "alternating optimisation"
+def alternating_direction(theta, centers, curvatures, *, inner_lr, inner_steps=1):
+    """The article's "通过交替优化这两个目标" (alternately optimising the two objectives), read literally.
+
+    Alternate (1) the inner problem: θ_T ← θ_T^(S), S steps from θ; (2) the outer problem: step θ along
+    the outer loss's gradient with θ_T held fixed, ∇L_T(θ_T^(S)) = A_T (I − α A_T)^S (θ − c_T), averaged
+    over tasks, shape (d,). This is first-order MAML's direction. It is *not* the gradient of L_meta:
+    :func:`maml_meta_gradient` has one more factor (I − α A_T)^S, the Jacobian of θ_T^(S) with respect to θ,
+    which alternating drops because it treats θ_T as a separate variable instead of a function of θ.
+    """
+    c, a = validate_tasks(centers, curvatures)
+    adapted = adapt(theta, c, a, inner_lr=inner_lr, inner_steps=inner_steps)
+    return np.mean(task_gradients(adapted, c, a), axis=0)
+
+
+def alternating_fixed_point(centers, curvatures, *, inner_lr, inner_steps=1):
+    """Where alternating optimisation stops: the θ at which :func:`alternating_direction` is zero, shape (d,).
+
+    Σ_T A_T (I − α A_T)^S (θ − c_T) = 0, so θ_alt = (Σ W_T)⁻¹ Σ W_T c_T with W_T = A_T (I − α A_T)^S —
+    a weighted mean of the centres with other weights than :func:`maml_optimum`'s Ã_T, so in general a
+    different point, at which the true meta-gradient is not zero. It attracts the iteration
+    θ ← θ − β · direction only when (1/T) Σ W_T is positive definite (and β is small enough); once some
+    α λ(A_T) > 1 that matrix can have negative eigenvalues, and alternating then runs away from it.
+    """
+    c, a = validate_tasks(centers, curvatures)
+    step = _step_matrices(a, _check_lr(inner_lr, "inner_lr"), _check_steps(inner_steps))
+    weights = a @ step                                     # symmetric: A_T and (I − αA_T)^S commute
+    matrix = np.mean(0.5 * (weights + np.swapaxes(weights, 1, 2)), axis=0)
+    eigenvalues = np.linalg.eigvalsh(matrix)
+    if np.min(np.abs(eigenvalues)) <= np.max(np.abs(eigenvalues)) / _MAX_CONDITION:
+        raise ValueError(f"the alternating fixed-point equation (α = {inner_lr}, S = {inner_steps}) has no unique "
+                         f"solution: (1/T) Σ A_T (I − αA_T)^S has eigenvalues {np.array2string(eigenvalues, precision=3)}")
+    return np.linalg.solve(matrix, np.mean(np.einsum("tij,tj->ti", weights, c), axis=0))
 
 
 def multitask_objective(theta, centers, curvatures):
