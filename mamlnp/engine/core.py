@@ -16,6 +16,19 @@ sweep and no Hessian is ever formed.
 
 Broadcasting is undone in exactly one place, :func:`unbroadcast`, called by the sweeps: a rule may
 return a cotangent in the (broadcast) shape of the output and the engine sums it back down.
+
+Dtype policy: **results have the parameters' dtype.** A traced computation runs in the dtype of its traced
+values: when a primitive meets a traced value of dtype D (float32, say) and a constant that NumPy would
+promote it with (a float64 or integer array or NumPy scalar: data, labels, masks), :func:`apply` casts
+the constant to D first, so float32 parameters with float64 data give a float32 tape, float32 values,
+gradients, HVPs and JVPs, and an optimizer step keeps float32 parameters float32. (Python scalars never
+promote under NumPy ≥ 2, so ``2.0 * x`` stays float32.) Traced values of different float dtypes combine
+by NumPy's rules (float32 · float64 → float64); each leaf's gradient and HVP is then cast back to that
+leaf's own dtype at the end of the sweep. Float64 computations are unchanged, bit for bit.
+
+References, not copies: a node keeps references to its input arrays and output (the tape records the
+caller's parameter and data arrays themselves). Mutating one of them in place after tracing changes what
+later sweeps over that tape compute; trace again after changing parameters.
 """
 from __future__ import annotations
 
@@ -97,7 +110,13 @@ class Tape:
             g = adjoints[k]
             node = nodes[k]
             prim = node.prim
-            if g is None or prim is None:
+            if prim is None:  # a leaf: its results come back in its own dtype (mixed-precision leaves)
+                if g is not None and not reuse and g.dtype != node.out.dtype:
+                    adjoints[k] = g.astype(node.out.dtype)
+                if second and r_adjoints[k] is not None and r_adjoints[k].dtype != node.out.dtype:
+                    r_adjoints[k] = r_adjoints[k].astype(node.out.dtype)
+                continue
+            if g is None:
                 continue
             inputs, out, params, parents = node.inputs, node.out, node.params, node.parents
             if second:
@@ -173,6 +192,21 @@ class Var:
             "only for logging."
         )
 
+    # names of mamlnp.ops, filled in by that module (core imports nothing of it): for the hint below
+    ops_names = frozenset()
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NumPy functions (np.sum, np.concatenate, np.linalg.norm, …) refuse a Var with a pointer to ops."""
+        name = getattr(func, "__name__", str(func))
+        module = getattr(func, "__module__", None) or "numpy"
+        if name in Var.ops_names:
+            hint = f"use mamlnp.ops.{name} instead"
+        else:
+            hint = ("write it with the primitives of mamlnp.ops (ops.sum, ops.mean, ops.sqrt, ops.concatenate, …) "
+                    "or Var's operators")
+        raise TypeError(f"{module}.{name} cannot take a traced Var: NumPy would drop the derivative; {hint}. "
+                        "Read .value only for logging")
+
     def __float__(self):
         raise TypeError("float() of a traced Var would drop its derivative; use .value for logging")
 
@@ -188,6 +222,40 @@ def value_of(x):
     return x.value if isinstance(x, Var) else x
 
 
+def _constants_in_traced_dtype(args, inputs):
+    """The dtype policy (module docstring): cast constants that would promote the traced values' dtype.
+
+    D is the dtype of the traced inputs (their NumPy result type if they differ). A constant array or NumPy
+    scalar whose dtype would widen D (float64 or an integer next to float32) is cast to D; Python numbers,
+    booleans and constants of D itself pass unchanged (the float64 path costs one comparison per input).
+    """
+    dtype = None
+    for a in args:
+        if isinstance(a, Var):
+            d = getattr(a.value, "dtype", None)
+            if d is None:
+                return inputs
+            if dtype is None:
+                dtype = d
+            elif d != dtype:
+                dtype = np.result_type(dtype, d)
+    if dtype.kind != "f":
+        return inputs
+    out = None
+    for k, (a, x) in enumerate(zip(args, inputs)):
+        if isinstance(a, Var):
+            continue
+        if isinstance(x, (list, tuple)):
+            x = np.asarray(x)
+        d = getattr(x, "dtype", None)
+        if d is None or d == dtype or d.kind not in "biuf" or np.result_type(d, dtype) == dtype:
+            continue
+        if out is None:
+            out = list(inputs)
+        out[k] = x.astype(dtype)
+    return inputs if out is None else tuple(out)
+
+
 def apply(prim, *args, **params):
     """Run ``prim`` on ``args``; record it on the tape if any argument is traced.
 
@@ -195,6 +263,7 @@ def apply(prim, *args, **params):
     runs untraced (at full speed) for evaluation and finite differences.
     """
     tape = None
+    constants = False
     for a in args:
         if isinstance(a, Var):
             if tape is None:
@@ -204,9 +273,13 @@ def apply(prim, *args, **params):
                     f"{prim.name}: its inputs come from two different traces; a value traced by one call of "
                     "grad/hvp cannot be mixed with another's (nested differentiation is not supported)"
                 )
+        else:
+            constants = True
     if tape is None:
         return prim.check_and_forward(args, params)
     inputs = tuple(a.value if isinstance(a, Var) else a for a in args)
+    if constants:
+        inputs = _constants_in_traced_dtype(args, inputs)
     out = prim.check_and_forward(inputs, params)
     parents = tuple(a.index if isinstance(a, Var) else -1 for a in args)
     tape.nodes.append(Node(prim, parents, inputs, out, params))
