@@ -42,7 +42,9 @@ class Primitive:
 
     The positional parameters of ``forward`` are its array inputs (what gets differentiated); its
     keyword-only parameters are static settings (an axis, a shape, an exponent) with their defaults.
-    Calling the primitive accepts settings positionally after the inputs, e.g. ``sum(x, 0)``.
+    Calling the primitive accepts settings positionally after the inputs, e.g. ``sum(x, 0)``. A ``forward``
+    with ``*xs`` takes any number of inputs, passed as one sequence as in NumPy: ``concatenate([a, b], 0)``;
+    its rules receive the index i of the input they are asked about, as for any other primitive.
     """
 
     def __init__(self, name, forward, vjp, jvp, vjp_tangent, check=None, doc=""):
