@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Var", "Tape", "Node", "apply", "unbroadcast", "value_of"]
+__all__ = ["Var", "Tape", "Node", "apply", "unbroadcast", "value_of", "RELEASED"]
 
 
 class Node:
@@ -50,25 +50,81 @@ class Node:
         self.prim, self.parents, self.inputs, self.out, self.params = prim, parents, inputs, out, params
 
 
-class Tape:
-    """The record of one evaluation; node k only depends on nodes < k."""
+class _Released:
+    """Stands in the adjoint list for an adjoint that was freed after its last use (see Tape.backward)."""
 
-    __slots__ = ("nodes",)
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<adjoint released after its last use>"
+
+
+RELEASED = _Released()
+
+
+class Tape:
+    """The record of one evaluation; node k only depends on nodes < k.
+
+    Memory: each sweep drops what it no longer needs as it goes (values are freed when their last
+    reference goes). The forward-tangent sweep frees a tangent after its last consumer unless the
+    second-order reverse sweep will read it (an input or output of a primitive with a second-order rule);
+    the reverse sweep frees each node's R-adjoint and tangent once the node is processed, and replaces the
+    adjoint of a node whose rule has no second-order term by ``RELEASED`` (a later HVP sweep that reuses the
+    adjoints needs only to know that such a node was reached). Leaves' results are always kept.
+    """
+
+    __slots__ = ("nodes", "_plan")
 
     def __init__(self):
         self.nodes: list[Node] = []
+        self._plan = None
 
     def leaf(self, value) -> "Var":
         self.nodes.append(Node(None, (), (), value, None))
         return Var(value, self, len(self.nodes) - 1)
 
-    # ------------------------------------------------------------------ sweeps
-    def forward_tangents(self, leaf_tangents: dict):
-        """Tangent ẏ of every node, given the tangents of some leaves ({index: array}).
+    def _liveness(self):
+        """(last_consumer, read_by_second_order) per node, computed once per recorded tape.
 
-        ``None`` stands for an exactly-zero tangent, so constants cost nothing.
+        last_consumer[j]: the largest index of a node that takes node j as an input (-1: none).
+        read_by_second_order[j]: the reverse sweep with tangents reads ẏ_j (node j is an input or the output
+        of a primitive that has a vjp_tangent rule).
         """
         nodes = self.nodes
+        if self._plan is not None and self._plan[0] == len(nodes):
+            return self._plan[1], self._plan[2]
+        last = [-1] * len(nodes)
+        read = [False] * len(nodes)
+        for k, node in enumerate(nodes):
+            prim = node.prim
+            if prim is None:
+                continue
+            second = prim.vjp_tangent is not None
+            if second:
+                read[k] = True
+            for p in node.parents:
+                if p >= 0:
+                    last[p] = k
+                    if second:
+                        read[p] = True
+        self._plan = (len(nodes), last, read)
+        return last, read
+
+    # ------------------------------------------------------------------ sweeps
+    def forward_tangents(self, leaf_tangents: dict, keep=None):
+        """Tangent ẏ of every node, given the tangents of some leaves ({index: array}).
+
+        ``None`` stands for an exactly-zero tangent, so constants cost nothing. ``keep``: the node indices
+        whose tangents the caller will read (e.g. ``{out}`` for a JVP); by default (None) the tangents a
+        second-order reverse sweep reads. Every other tangent is freed after its last consumer (its entry
+        becomes None), so an HVP never holds all tangents at once.
+        """
+        nodes = self.nodes
+        last, read = self._liveness()
+        if keep is not None:
+            read = [False] * len(nodes)
+            for index in keep:
+                read[index] = True
         tangents = [None] * len(nodes)
         for index, t in leaf_tangents.items():
             tangents[index] = t
@@ -88,6 +144,9 @@ class Tape:
             if acc is not None and np.shape(acc) != np.shape(node.out):
                 acc = np.broadcast_to(acc, np.shape(node.out))
             tangents[k] = acc
+            for p in node.parents:  # release inputs' tangents consumed for the last time
+                if p >= 0 and last[p] == k and not read[p]:
+                    tangents[p] = None
         return tangents
 
     def backward(self, out_index: int, seed, tangents=None, adjoints=None):
@@ -97,6 +156,11 @@ class Tape:
         With ``tangents`` (from :meth:`forward_tangents`): also carries R{x̄}, the tangent of each adjoint,
         and returns ``(adjoints, r_adjoints)``. Passing the ``adjoints`` of an earlier plain sweep on the
         same tape and seed skips recomputing them (they do not depend on the tangents).
+
+        The returned lists hold every leaf's result. Interior entries are released as the sweep passes
+        them: R-adjoints and ``tangents`` entries become None, and the adjoint of a node without a
+        second-order rule becomes ``RELEASED`` (what a later reuse of ``adjoints`` needs of it: that it was
+        reached). The adjoints of nodes with a second-order rule are kept for that reuse.
         """
         nodes = self.nodes
         n = out_index + 1
@@ -121,12 +185,14 @@ class Tape:
             inputs, out, params, parents = node.inputs, node.out, node.params, node.parents
             if second:
                 rg = r_adjoints[k]
+                r_adjoints[k] = None  # consumed here: node k's R-adjoint is complete and read only now
                 # the primitive's own second-order term needs the input tangents; linear primitives have none
                 has_tangent = False
                 if prim.vjp_tangent is not None:
                     input_tangents = [None if p < 0 else tangents[p] for p in parents]
                     has_tangent = any(t is not None for t in input_tangents)
                     out_tangent = tangents[k]
+                tangents[k] = None  # every consumer of ẏ_k (node k and later nodes) is processed
             for i, p in enumerate(parents):
                 if p < 0:
                     continue
@@ -146,6 +212,8 @@ class Tape:
                         rct = unbroadcast(rct, shape)
                         prev = r_adjoints[p]
                         r_adjoints[p] = rct if prev is None else prev + rct
+            if not reuse and prim.vjp_tangent is None and k != out_index:
+                adjoints[k] = RELEASED  # no second-order rule reads it; keep only the fact it was reached
         return (adjoints, r_adjoints) if second else adjoints
 
 

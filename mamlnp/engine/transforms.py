@@ -182,7 +182,7 @@ class Trace:
         leaf_tangents = self._leaf_tangents(v)
         if not self._connected():
             return np.zeros_like(self.value)
-        tangents = self.tape.forward_tangents(leaf_tangents)
+        tangents = self.tape.forward_tangents(leaf_tangents, keep=(self.out.index,))
         t = tangents[self.out.index]
         if t is None:
             return np.zeros_like(self.value)
