@@ -52,6 +52,18 @@ def inputs(*builders):
     return lambda rng: tuple(b(rng) for b in builders)
 
 
+def separated(shape_a, shape_b, margin=0.1):
+    """(a, b) with |a − b| ≥ margin everywhere after broadcasting: off maximum's kink for every FD step here."""
+    def make(rng):
+        while True:
+            a, b = rng.standard_normal(shape_a), rng.standard_normal(shape_b)
+            if np.min(np.abs(np.subtract(a, b)), initial=np.inf) >= margin:
+                return np.asarray(a), np.asarray(b)
+    return make
+
+
+MASK_3x4 = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
+
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 3, 1), (1, 4)), ((), (3,)), ((4, 1), (3,))]
 
 
@@ -157,6 +169,39 @@ SPECS: dict[str, list[Case]] = {
         Case("axis=(0,2)", inputs(normal((2, 3, 4))), lambda x: ops.logsumexp(x, axis=(0, 2))),
         # values near 800 overflow a naive Σ eˣ; the spread is O(1) so the Hessian p ⊙ (I − p) is not vanishing
         Case("axis=1,large", lambda rng: (800.0 + rng.standard_normal((2, 3)),), lambda x: ops.logsumexp(x, axis=1)),
+    ],
+    "log_softmax": [
+        Case("axis=-1", inputs(normal((3, 4))), ops.log_softmax),
+        Case("axis=0", inputs(normal((3, 2, 2))), lambda x: ops.log_softmax(x, axis=0)),
+        Case("axis=1,large", lambda rng: (800.0 + rng.standard_normal((2, 3)),), lambda x: ops.log_softmax(x, 1)),
+    ],
+    "concatenate": [
+        Case("axis=1", inputs(normal((2, 3)), normal((2, 4))), lambda a, b: ops.concatenate([a, b], axis=1)),
+        Case("three,axis=0", inputs(normal((1, 3)), normal((2, 3)), normal((3, 3))),
+             lambda a, b, c: ops.concatenate([a, b, c], axis=0)),
+        Case("axis=-1,3d", inputs(normal((2, 2, 1)), normal((2, 2, 3))), lambda a, b: ops.concatenate((a, b), -1)),
+        Case("same-twice", inputs(normal((3,))), lambda a: ops.concatenate([a, a], axis=0)),
+    ],
+    "stack": [
+        Case("axis=0", inputs(normal((3,)), normal((3,))), lambda a, b: ops.stack([a, b], axis=0)),
+        Case("three,axis=-1", inputs(normal((2, 3)), normal((2, 3)), normal((2, 3))),
+             lambda a, b, c: ops.stack([a, b, c], axis=-1)),
+        Case("axis=1", inputs(normal((2, 3)), normal((2, 3))), lambda a, b: ops.stack((a, b), 1)),
+        Case("0d", inputs(normal(()), normal(())), lambda a, b: ops.stack([a, b])),
+    ],
+    "sqrt": [Case("(3,4)", inputs(positive((3, 4))), ops.sqrt),
+             Case("(2,3,2)", inputs(positive((2, 3, 2), 0.1, 5.0)), ops.sqrt)],
+    "maximum": [
+        Case("(3,4)x(3,4)", separated((3, 4), (3, 4)), ops.maximum),
+        Case("(3,4)x(4,)", separated((3, 4), (4,)), ops.maximum),
+        Case("(2,3,1)x(1,4)", separated((2, 3, 1), (1, 4)), ops.maximum),
+        Case("()x(3,)", separated((), (3,)), ops.maximum),
+    ],
+    "where": [
+        Case("(3,4)x(3,4)", inputs(normal((3, 4)), normal((3, 4))), lambda a, b: ops.where(MASK_3x4, a, b)),
+        Case("(3,4)x(4,)", inputs(normal((3, 4)), normal((4,))), lambda a, b: ops.where(MASK_3x4, a, b)),
+        Case("mask(3,1),()x(4,)", inputs(normal(()), normal((4,))),
+             lambda a, b: ops.where(np.array([[True], [False], [True]]), a, b)),
     ],
 }
 

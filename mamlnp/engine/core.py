@@ -16,12 +16,25 @@ sweep and no Hessian is ever formed.
 
 Broadcasting is undone in exactly one place, :func:`unbroadcast`, called by the sweeps: a rule may
 return a cotangent in the (broadcast) shape of the output and the engine sums it back down.
+
+Dtype policy: **results have the parameters' dtype.** A traced computation runs in the dtype of its traced
+values: when a primitive meets a traced value of dtype D (float32, say) and a constant that NumPy would
+promote it with (a float64 or integer array or NumPy scalar: data, labels, masks), :func:`apply` casts
+the constant to D first, so float32 parameters with float64 data give a float32 tape, float32 values,
+gradients, HVPs and JVPs, and an optimizer step keeps float32 parameters float32. (Python scalars never
+promote under NumPy ≥ 2, so ``2.0 * x`` stays float32.) Traced values of different float dtypes combine
+by NumPy's rules (float32 · float64 → float64); each leaf's gradient and HVP is then cast back to that
+leaf's own dtype at the end of the sweep. Float64 computations are unchanged, bit for bit.
+
+References, not copies: a node keeps references to its input arrays and output (the tape records the
+caller's parameter and data arrays themselves). Mutating one of them in place after tracing changes what
+later sweeps over that tape compute; trace again after changing parameters.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Var", "Tape", "Node", "apply", "unbroadcast", "value_of"]
+__all__ = ["Var", "Tape", "Node", "apply", "unbroadcast", "value_of", "RELEASED"]
 
 
 class Node:
@@ -37,25 +50,81 @@ class Node:
         self.prim, self.parents, self.inputs, self.out, self.params = prim, parents, inputs, out, params
 
 
-class Tape:
-    """The record of one evaluation; node k only depends on nodes < k."""
+class _Released:
+    """Stands in the adjoint list for an adjoint that was freed after its last use (see Tape.backward)."""
 
-    __slots__ = ("nodes",)
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<adjoint released after its last use>"
+
+
+RELEASED = _Released()
+
+
+class Tape:
+    """The record of one evaluation; node k only depends on nodes < k.
+
+    Memory: each sweep drops what it no longer needs as it goes (values are freed when their last
+    reference goes). The forward-tangent sweep frees a tangent after its last consumer unless the
+    second-order reverse sweep will read it (an input or output of a primitive with a second-order rule);
+    the reverse sweep frees each node's R-adjoint and tangent once the node is processed, and replaces the
+    adjoint of a node whose rule has no second-order term by ``RELEASED`` (a later HVP sweep that reuses the
+    adjoints needs only to know that such a node was reached). Leaves' results are always kept.
+    """
+
+    __slots__ = ("nodes", "_plan")
 
     def __init__(self):
         self.nodes: list[Node] = []
+        self._plan = None
 
     def leaf(self, value) -> "Var":
         self.nodes.append(Node(None, (), (), value, None))
         return Var(value, self, len(self.nodes) - 1)
 
-    # ------------------------------------------------------------------ sweeps
-    def forward_tangents(self, leaf_tangents: dict):
-        """Tangent ẏ of every node, given the tangents of some leaves ({index: array}).
+    def _liveness(self):
+        """(last_consumer, read_by_second_order) per node, computed once per recorded tape.
 
-        ``None`` stands for an exactly-zero tangent, so constants cost nothing.
+        last_consumer[j]: the largest index of a node that takes node j as an input (-1: none).
+        read_by_second_order[j]: the reverse sweep with tangents reads ẏ_j (node j is an input or the output
+        of a primitive that has a vjp_tangent rule).
         """
         nodes = self.nodes
+        if self._plan is not None and self._plan[0] == len(nodes):
+            return self._plan[1], self._plan[2]
+        last = [-1] * len(nodes)
+        read = [False] * len(nodes)
+        for k, node in enumerate(nodes):
+            prim = node.prim
+            if prim is None:
+                continue
+            second = prim.vjp_tangent is not None
+            if second:
+                read[k] = True
+            for p in node.parents:
+                if p >= 0:
+                    last[p] = k
+                    if second:
+                        read[p] = True
+        self._plan = (len(nodes), last, read)
+        return last, read
+
+    # ------------------------------------------------------------------ sweeps
+    def forward_tangents(self, leaf_tangents: dict, keep=None):
+        """Tangent ẏ of every node, given the tangents of some leaves ({index: array}).
+
+        ``None`` stands for an exactly-zero tangent, so constants cost nothing. ``keep``: the node indices
+        whose tangents the caller will read (e.g. ``{out}`` for a JVP); by default (None) the tangents a
+        second-order reverse sweep reads. Every other tangent is freed after its last consumer (its entry
+        becomes None), so an HVP never holds all tangents at once.
+        """
+        nodes = self.nodes
+        last, read = self._liveness()
+        if keep is not None:
+            read = [False] * len(nodes)
+            for index in keep:
+                read[index] = True
         tangents = [None] * len(nodes)
         for index, t in leaf_tangents.items():
             tangents[index] = t
@@ -75,6 +144,9 @@ class Tape:
             if acc is not None and np.shape(acc) != np.shape(node.out):
                 acc = np.broadcast_to(acc, np.shape(node.out))
             tangents[k] = acc
+            for p in node.parents:  # release inputs' tangents consumed for the last time
+                if p >= 0 and last[p] == k and not read[p]:
+                    tangents[p] = None
         return tangents
 
     def backward(self, out_index: int, seed, tangents=None, adjoints=None):
@@ -84,6 +156,11 @@ class Tape:
         With ``tangents`` (from :meth:`forward_tangents`): also carries R{x̄}, the tangent of each adjoint,
         and returns ``(adjoints, r_adjoints)``. Passing the ``adjoints`` of an earlier plain sweep on the
         same tape and seed skips recomputing them (they do not depend on the tangents).
+
+        The returned lists hold every leaf's result. Interior entries are released as the sweep passes
+        them: R-adjoints and ``tangents`` entries become None, and the adjoint of a node without a
+        second-order rule becomes ``RELEASED`` (what a later reuse of ``adjoints`` needs of it: that it was
+        reached). The adjoints of nodes with a second-order rule are kept for that reuse.
         """
         nodes = self.nodes
         n = out_index + 1
@@ -97,17 +174,25 @@ class Tape:
             g = adjoints[k]
             node = nodes[k]
             prim = node.prim
-            if g is None or prim is None:
+            if prim is None:  # a leaf: its results come back in its own dtype (mixed-precision leaves)
+                if g is not None and not reuse and g.dtype != node.out.dtype:
+                    adjoints[k] = g.astype(node.out.dtype)
+                if second and r_adjoints[k] is not None and r_adjoints[k].dtype != node.out.dtype:
+                    r_adjoints[k] = r_adjoints[k].astype(node.out.dtype)
+                continue
+            if g is None:
                 continue
             inputs, out, params, parents = node.inputs, node.out, node.params, node.parents
             if second:
                 rg = r_adjoints[k]
+                r_adjoints[k] = None  # consumed here: node k's R-adjoint is complete and read only now
                 # the primitive's own second-order term needs the input tangents; linear primitives have none
                 has_tangent = False
                 if prim.vjp_tangent is not None:
                     input_tangents = [None if p < 0 else tangents[p] for p in parents]
                     has_tangent = any(t is not None for t in input_tangents)
                     out_tangent = tangents[k]
+                tangents[k] = None  # every consumer of ẏ_k (node k and later nodes) is processed
             for i, p in enumerate(parents):
                 if p < 0:
                     continue
@@ -127,6 +212,8 @@ class Tape:
                         rct = unbroadcast(rct, shape)
                         prev = r_adjoints[p]
                         r_adjoints[p] = rct if prev is None else prev + rct
+            if not reuse and prim.vjp_tangent is None and k != out_index:
+                adjoints[k] = RELEASED  # no second-order rule reads it; keep only the fact it was reached
         return (adjoints, r_adjoints) if second else adjoints
 
 
@@ -173,6 +260,21 @@ class Var:
             "only for logging."
         )
 
+    # names of mamlnp.ops, filled in by that module (core imports nothing of it): for the hint below
+    ops_names = frozenset()
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NumPy functions (np.sum, np.concatenate, np.linalg.norm, …) refuse a Var with a pointer to ops."""
+        name = getattr(func, "__name__", str(func))
+        module = getattr(func, "__module__", None) or "numpy"
+        if name in Var.ops_names:
+            hint = f"use mamlnp.ops.{name} instead"
+        else:
+            hint = ("write it with the primitives of mamlnp.ops (ops.sum, ops.mean, ops.sqrt, ops.concatenate, …) "
+                    "or Var's operators")
+        raise TypeError(f"{module}.{name} cannot take a traced Var: NumPy would drop the derivative; {hint}. "
+                        "Read .value only for logging")
+
     def __float__(self):
         raise TypeError("float() of a traced Var would drop its derivative; use .value for logging")
 
@@ -188,6 +290,40 @@ def value_of(x):
     return x.value if isinstance(x, Var) else x
 
 
+def _constants_in_traced_dtype(args, inputs):
+    """The dtype policy (module docstring): cast constants that would promote the traced values' dtype.
+
+    D is the dtype of the traced inputs (their NumPy result type if they differ). A constant array or NumPy
+    scalar whose dtype would widen D (float64 or an integer next to float32) is cast to D; Python numbers,
+    booleans and constants of D itself pass unchanged (the float64 path costs one comparison per input).
+    """
+    dtype = None
+    for a in args:
+        if isinstance(a, Var):
+            d = getattr(a.value, "dtype", None)
+            if d is None:
+                return inputs
+            if dtype is None:
+                dtype = d
+            elif d != dtype:
+                dtype = np.result_type(dtype, d)
+    if dtype.kind != "f":
+        return inputs
+    out = None
+    for k, (a, x) in enumerate(zip(args, inputs)):
+        if isinstance(a, Var):
+            continue
+        if isinstance(x, (list, tuple)):
+            x = np.asarray(x)
+        d = getattr(x, "dtype", None)
+        if d is None or d == dtype or d.kind not in "biuf" or np.result_type(d, dtype) == dtype:
+            continue
+        if out is None:
+            out = list(inputs)
+        out[k] = x.astype(dtype)
+    return inputs if out is None else tuple(out)
+
+
 def apply(prim, *args, **params):
     """Run ``prim`` on ``args``; record it on the tape if any argument is traced.
 
@@ -195,6 +331,7 @@ def apply(prim, *args, **params):
     runs untraced (at full speed) for evaluation and finite differences.
     """
     tape = None
+    constants = False
     for a in args:
         if isinstance(a, Var):
             if tape is None:
@@ -204,9 +341,13 @@ def apply(prim, *args, **params):
                     f"{prim.name}: its inputs come from two different traces; a value traced by one call of "
                     "grad/hvp cannot be mixed with another's (nested differentiation is not supported)"
                 )
+        else:
+            constants = True
     if tape is None:
         return prim.check_and_forward(args, params)
     inputs = tuple(a.value if isinstance(a, Var) else a for a in args)
+    if constants:
+        inputs = _constants_in_traced_dtype(args, inputs)
     out = prim.check_and_forward(inputs, params)
     parents = tuple(a.index if isinstance(a, Var) else -1 for a in args)
     tape.nodes.append(Node(prim, parents, inputs, out, params))

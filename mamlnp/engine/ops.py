@@ -20,12 +20,11 @@ backward quantity. ``PRIMITIVES`` is the registry; the test suite checks every e
 """
 from __future__ import annotations
 
-import builtins
 import inspect
 
 import numpy as np
 
-from .core import Var, apply
+from .core import Var, apply, value_of
 
 PRIMITIVES: dict[str, "Primitive"] = {}
 
@@ -33,7 +32,8 @@ __all__ = [
     "PRIMITIVES", "Primitive", "primitive",
     "add", "affine", "sub", "mul", "div", "neg", "power", "matmul", "sum", "mean", "reshape", "transpose",
     "swapaxes", "broadcast_to", "getitem", "take_along_axis", "exp", "log", "tanh", "relu", "sigmoid",
-    "softplus", "logsumexp", "log_softmax", "square",
+    "softplus", "logsumexp", "log_softmax", "square", "concatenate", "stack", "sqrt", "maximum", "minimum",
+    "where", "clip",
 ]
 
 
@@ -42,7 +42,9 @@ class Primitive:
 
     The positional parameters of ``forward`` are its array inputs (what gets differentiated); its
     keyword-only parameters are static settings (an axis, a shape, an exponent) with their defaults.
-    Calling the primitive accepts settings positionally after the inputs, e.g. ``sum(x, 0)``.
+    Calling the primitive accepts settings positionally after the inputs, e.g. ``sum(x, 0)``. A ``forward``
+    with ``*xs`` takes any number of inputs, passed as one sequence as in NumPy: ``concatenate([a, b], 0)``;
+    its rules receive the index i of the input they are asked about, as for any other primitive.
     """
 
     def __init__(self, name, forward, vjp, jvp, vjp_tangent, check=None, doc=""):
@@ -51,23 +53,43 @@ class Primitive:
         self.__doc__ = doc
         sig = inspect.signature(forward).parameters.values()
         self.input_names = tuple(p.name for p in sig if p.kind is p.POSITIONAL_OR_KEYWORD)
+        # ``forward(*xs, axis=…)``: any number of array inputs, passed as one sequence (as np.concatenate)
+        self.variadic = any(p.kind is p.VAR_POSITIONAL for p in sig)
         self.param_names = tuple(p.name for p in sig if p.kind is p.KEYWORD_ONLY)
         self.defaults = {p.name: p.default for p in sig if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
 
     def __repr__(self):
-        return f"<primitive {self.name}({', '.join(self.input_names + self.param_names)})>"
+        inputs = ("arrays",) if self.variadic else self.input_names
+        return f"<primitive {self.name}({', '.join(inputs + self.param_names)})>"
 
     def __call__(self, *args, **kwargs):
         if not self.param_names and not kwargs and len(args) == len(self.input_names):
             return apply(self, *args)  # the hot path: no settings to bind
+        if self.variadic:
+            return self._call_variadic(args, kwargs)
         n = len(self.input_names)
         if len(args) < n or len(args) > n + len(self.param_names):
             raise TypeError(
                 f"{self.name} takes {n} array input(s) {self.input_names} and settings {self.param_names}; "
                 f"got {len(args)} positional argument(s)"
             )
+        return self._bind(args[:n], args[n:], kwargs)
+
+    def _call_variadic(self, args, kwargs):
+        if not args or not isinstance(args[0], (list, tuple)):
+            got = type(args[0]).__name__ if args else "nothing"
+            raise TypeError(f"{self.name} takes a list or tuple of arrays first, as np.{self.name} does "
+                            f"({self.name}([a, b], axis=0)); got {got}")
+        arrays = tuple(args[0])
+        if not arrays:
+            raise ValueError(f"{self.name} needs at least one array, got an empty {type(args[0]).__name__}")
+        return self._bind(arrays, args[1:], kwargs)
+
+    def _bind(self, inputs, settings, kwargs):
+        if len(settings) > len(self.param_names):
+            raise TypeError(f"{self.name} takes settings {self.param_names}; got {len(settings)} positional setting(s)")
         params = dict(self.defaults)
-        params.update(zip(self.param_names, args[n:]))
+        params.update(zip(self.param_names, settings))
         for key, value in kwargs.items():
             if key not in self.param_names:
                 raise TypeError(f"{self.name} got an unexpected setting {key!r}; its settings are {self.param_names}")
@@ -75,7 +97,7 @@ class Primitive:
         missing = [p for p in self.param_names if p not in params]
         if missing:
             raise TypeError(f"{self.name} needs the setting(s) {missing}")
-        return apply(self, *args[:n], **params)
+        return apply(self, *inputs, **params)
 
     def check_and_forward(self, inputs, params):
         if self.check is not None:
@@ -198,6 +220,10 @@ class div:
         return term
 
 
+def _zeros_of(shape, *arrays):
+    return np.zeros(shape, dtype=np.result_type(*arrays))
+
+
 @primitive
 class power:
     """y = x^p for a constant real p.
@@ -205,6 +231,11 @@ class power:
     vjp:  x̄ = ȳ p x^(p−1)
     jvp:  ẏ = p x^(p−1) ẋ
     2nd:  d(ȳ p x^(p−1)) = ȳ p (p−1) x^(p−2) ẋ
+
+    A term whose coefficient is zero is exactly zero, never evaluated: p = 0 has no first-order term
+    (d x⁰/dx = 0 also at x = 0, where 0 · x^(−1) would be 0 · inf = NaN), and p ∈ {0, 1} no second-order
+    term (x¹ is linear). Exact zeros are common (relu outputs, x − x). For other p, x^(p−1) at x = 0 is the
+    true value: inf where p < 1 (the derivative of √x at 0), 0 where p > 1.
     """
 
     def check(x, *, p):
@@ -212,10 +243,20 @@ class power:
             raise TypeError(f"power: exponent p must be a Python int or float constant, got {type(p).__name__}")
 
     def forward(x, *, p): return x ** p
-    def vjp(i, g, out, inputs, p): return g * (p * inputs[0] ** (p - 1))
-    def jvp(i, t, out, inputs, p): return t * (p * inputs[0] ** (p - 1))
+
+    def vjp(i, g, out, inputs, p):
+        if p == 0:
+            return _zeros_of(np.shape(inputs[0]), inputs[0], g)
+        return g * (p * inputs[0] ** (p - 1))
+
+    def jvp(i, t, out, inputs, p):
+        if p == 0:
+            return _zeros_of(np.shape(out), out, t)
+        return t * (p * inputs[0] ** (p - 1))
 
     def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, p):
+        if p == 0 or p == 1:
+            return None
         return g * (p * (p - 1) * inputs[0] ** (p - 2)) * input_tangents[0]
 
 
@@ -336,9 +377,10 @@ def _normalize_axis(axis, ndim):
     axes = axis if isinstance(axis, tuple) else (axis,)
     out = []
     for a in axes:
-        if not isinstance(a, (int, np.integer)) or not -ndim <= a < builtins.max(ndim, 1):
-            raise ValueError(f"axis {axis!r} is out of range for an input with {ndim} axes")
-        out.append(int(a) % builtins.max(ndim, 1))
+        if not isinstance(a, (int, np.integer)) or not -ndim <= a < ndim:
+            hint = " (a 0-d input has no axes: use axis=None)" if ndim == 0 else ""
+            raise ValueError(f"axis {axis!r} is out of range for an input with {ndim} axes{hint}")
+        out.append(int(a) % ndim)
     return tuple(sorted(out))
 
 
@@ -445,8 +487,11 @@ class take_along_axis:
     """
 
     def check(x, *, indices, axis):
-        if not np.issubdtype(np.asarray(indices).dtype, np.integer):
-            raise TypeError(f"take_along_axis: indices must be integers, got dtype {np.asarray(indices).dtype}")
+        if not isinstance(indices, np.ndarray):
+            raise TypeError(f"take_along_axis: indices must be a NumPy integer array, got a {type(indices).__name__}; "
+                            "wrap it: indices=np.asarray(indices)")
+        if not np.issubdtype(indices.dtype, np.integer):
+            raise TypeError(f"take_along_axis: indices must be integers, got dtype {indices.dtype}")
 
     def forward(x, *, indices, axis): return np.take_along_axis(x, indices, axis=axis)
 
@@ -465,6 +510,82 @@ class take_along_axis:
         return ct
 
     def jvp(i, t, out, inputs, indices, axis): return np.take_along_axis(t, indices, axis=axis)
+    vjp_tangent = None
+
+
+def _slot(axis, ndim, index):
+    """The index tuple that selects ``index`` (an int or a slice) along ``axis`` of an ndim-array."""
+    return (slice(None),) * (axis % ndim) + (index,)
+
+
+def _check_join(name, xs, axis, out_ndim):
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int, got {axis!r}")
+    ndims = {np.ndim(x) for x in xs}
+    if len(ndims) != 1:
+        raise ValueError(f"{name}: all arrays need the same number of axes; got shapes "
+                         f"{[np.shape(x) for x in xs]}")
+    nd = ndims.pop()
+    if name == "concatenate" and nd == 0:
+        raise ValueError("concatenate: 0-d arrays have no axis to join along; use stack")
+    _normalize_axis(axis, out_ndim(nd))
+
+
+@primitive
+class concatenate:
+    """y = (x₁, x₂, …, x_k) joined along ``axis``: ``concatenate([a, b], axis=0)`` as np.concatenate (shapes
+    agree except along ``axis``; no broadcasting). Input i fills the block of rows o_i … o_i + n_i − 1 of
+    y along the axis (o_i = n_1 + … + n_{i−1}).
+
+    Linear, so: vjp  x̄ᵢ = ȳ[block i]  (the adjoint of placing xᵢ in its block is reading the block back);
+    jvp  ẏ = (ẋ₁, …, ẋ_k) joined, which the engine assembles as the sum over inputs of ẋᵢ placed in block i
+    with zeros elsewhere; no second-order term (vjp_tangent None).
+    """
+
+    def check(*xs, axis=0):
+        _check_join("concatenate", xs, axis, lambda nd: nd)
+
+    def forward(*xs, axis=0): return np.concatenate(xs, axis=axis)
+
+    def vjp(i, g, out, inputs, axis):
+        return g[_concat_block(i, inputs, axis, g.ndim)]
+
+    def jvp(i, t, out, inputs, axis):
+        ct = _zeros_of(np.shape(out), out, t)
+        ct[_concat_block(i, inputs, axis, ct.ndim)] = t
+        return ct
+
+    vjp_tangent = None
+
+
+def _concat_block(i, inputs, axis, ndim):
+    ax = axis % ndim
+    start = 0
+    for x in inputs[:i]:
+        start += np.shape(x)[ax]
+    return _slot(ax, ndim, slice(start, start + np.shape(inputs[i])[ax]))
+
+
+@primitive
+class stack:
+    """y = (x₁, …, x_k) stacked along a new axis ``axis``: ``stack([a, b], axis=0)`` as np.stack (equal shapes).
+    y[…, i, …] = xᵢ with i at position ``axis``.
+
+    Linear, so: vjp  x̄ᵢ = ȳ[…, i, …];  jvp  ẏ = (ẋ₁, …, ẋ_k) stacked (assembled as the sum of ẋᵢ placed in
+    slot i, zeros elsewhere);  no second-order term.
+    """
+
+    def check(*xs, axis=0):
+        _check_join("stack", xs, axis, lambda nd: nd + 1)
+
+    def forward(*xs, axis=0): return np.stack(xs, axis=axis)
+    def vjp(i, g, out, inputs, axis): return g[_slot(axis, g.ndim, i)]
+
+    def jvp(i, t, out, inputs, axis):
+        ct = _zeros_of(np.shape(out), out, t)
+        ct[_slot(axis, ct.ndim, i)] = t
+        return ct
+
     vjp_tangent = None
 
 
@@ -545,36 +666,149 @@ class softplus:
 
 
 @primitive
+class sqrt:
+    """y = √x (x ≥ 0).  y' = 1/(2y), y'' = −1/(4y³).
+    vjp: x̄ = ȳ / (2y);  jvp: ẏ = ẋ / (2y);  2nd: d(ȳ/(2y)) = −ȳ ẏ / (2y²)  (= −ȳ ẋ / (4y³)).
+    At x = 0 the derivative is +inf, its true value (add a small ε inside, as the norm layers do)."""
+
+    def forward(x): return np.sqrt(x)
+    def vjp(i, g, out, inputs): return g / (2.0 * out)
+    def jvp(i, t, out, inputs): return t / (2.0 * out)
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return -g * out_tangent / (2.0 * out * out)
+
+
+def _max_weight(first, second, dtype):
+    """∂ max(a, b)/∂a as an array: 1 where a > b, 0 where a < b and ½ at ties (see ``maximum``)."""
+    w = np.asarray(np.greater(first, second)).astype(dtype)
+    ties = np.asarray(np.equal(first, second))
+    if ties.any():
+        w[ties] = 0.5
+    return w
+
+
+@primitive
+class maximum:
+    """y = max(a, b) elementwise, with broadcasting (np.maximum).
+
+    Away from ties y is a or b, so with wₐ = [a > b], w_b = [b > a]:
+    vjp: ā = ȳ wₐ,  b̄ = ȳ w_b;  jvp: ẏ = wₐ ȧ + w_b ḃ;  2nd: none — the rule's weights are piecewise
+    constant in (a, b), so their derivative is 0 wherever it exists (vjp_tangent returns None).
+
+    Ties (a == b) are a kink; the subgradient chosen splits ȳ evenly, wₐ = w_b = ½, as PyTorch and JAX do
+    (ā + b̄ = ȳ, and max(x, x) gets the derivative 1 of the identity). So maximum(x, 0) at x = 0 gives ½,
+    where ``relu`` gives 0. The jvp uses the same weights (½(ȧ + ḃ) at a tie, not max(ȧ, ḃ)).
+    """
+
+    def forward(a, b): return np.maximum(a, b)
+
+    def vjp(i, g, out, inputs):
+        a, b = inputs
+        return g * (_max_weight(a, b, g.dtype) if i == 0 else _max_weight(b, a, g.dtype))
+
+    def jvp(i, t, out, inputs):
+        a, b = inputs
+        return t * (_max_weight(a, b, t.dtype) if i == 0 else _max_weight(b, a, t.dtype))
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return None
+
+
+@primitive
+class where:
+    """y = a where ``cond`` else b, elementwise with broadcasting (np.where). ``cond`` is a constant boolean
+    mask (a setting, not differentiated: a comparison has derivative 0 wherever it is defined). Call it in
+    NumPy's order, ``ops.where(cond, a, b)``.
+
+    Linear in (a, b) for a fixed mask:  vjp  ā = ȳ ⊙ cond,  b̄ = ȳ ⊙ ¬cond;  jvp  ẏ = cond ⊙ ȧ + ¬cond ⊙ ḃ;
+    no second-order term.
+    """
+
+    def check(a, b, *, cond):
+        if not isinstance(cond, (np.ndarray, np.bool_, bool)) or np.asarray(cond).dtype != bool:
+            got = type(cond).__name__ if not isinstance(cond, np.ndarray) else f"an array of dtype {cond.dtype}"
+            raise TypeError(f"where: cond must be a boolean mask (np.ndarray of bool, e.g. x.value > 0 or x > 0 on a "
+                            f"traced x), got {got}")
+
+    def forward(a, b, *, cond): return np.where(cond, a, b)
+    def vjp(i, g, out, inputs, cond): return np.where(cond, g, 0) if i == 0 else np.where(cond, 0, g)
+    def jvp(i, t, out, inputs, cond): return np.where(cond, t, 0) if i == 0 else np.where(cond, 0, t)
+    vjp_tangent = None
+
+
+def _shifted_exp(x, axis):
+    """(e, s) with e = e^(x − m) and s = Σ_axis e (keepdims), m the max along axis (0 where not finite).
+
+    softmax = e / s is computed from x − m, which is exact in floating point, never from x − logsumexp(x):
+    the logsumexp of logits of size 1000 carries an absolute rounding error of ~1e-4 in float32 (its ulp),
+    which would become a relative error of 1e-4 in every softmax probability."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(x - m)
+    return e, np.sum(e, axis=axis, keepdims=True), m
+
+
+@primitive
 class logsumexp:
-    """y = ln Σ_axis eˣ, computed stably. With p = softmax(x) = e^(x − y):
-    vjp: x̄ = ȳ p;  jvp: ẏ = Σ_axis p ẋ;  2nd: d(ȳ p) = ȳ p ⊙ (ẋ − ẏ)  (since dp = p ⊙ (ẋ − ẏ))."""
+    """y = ln Σ_axis eˣ, computed stably as m + ln Σ e^(x − m) with m = max x. With p = softmax(x):
+    vjp: x̄ = ȳ p;  jvp: ẏ = Σ_axis p ẋ;  2nd: d(ȳ p) = ȳ p ⊙ (ẋ − ẏ)  (since dp = p ⊙ (ẋ − ẏ)).
+
+    p is evaluated as e^(x − m) / Σ e^(x − m) (see ``_shifted_exp``), not as e^(x − y): accurate to the
+    unit roundoff at any size of x, also in float32."""
 
     def check(x, *, axis=None, keepdims=False):
         _normalize_axis(axis, np.ndim(x))
 
     def forward(x, *, axis=None, keepdims=False):
-        m = np.max(x, axis=axis, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0.0)
-        y = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        _, s, m = _shifted_exp(x, axis)
+        y = np.log(s) + m
         return y if keepdims else np.squeeze(y, axis=_normalize_axis(axis, np.ndim(x)))
 
     def vjp(i, g, out, inputs, axis, keepdims):
         x = inputs[0]
-        p = np.exp(x - _expand_back(out, np.shape(x), axis, keepdims))
-        return _expand_back(g, np.shape(x), axis, keepdims) * p
+        e, s, _ = _shifted_exp(x, axis)
+        return _expand_back(g, np.shape(x), axis, keepdims) * (e / s)
 
     def jvp(i, t, out, inputs, axis, keepdims):
-        x = inputs[0]
-        p = np.exp(x - _expand_back(out, np.shape(x), axis, keepdims))
-        return np.sum(p * t, axis=axis, keepdims=keepdims)
+        e, s, _ = _shifted_exp(inputs[0], axis)
+        return np.sum((e / s) * t, axis=axis, keepdims=keepdims)
 
     def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, axis, keepdims):
         x = inputs[0]
         shape = np.shape(x)
-        p = np.exp(x - _expand_back(out, shape, axis, keepdims))
-        return _expand_back(g, shape, axis, keepdims) * p * (input_tangents[0] - _expand_back(out_tangent, shape, axis, keepdims))
+        e, s, _ = _shifted_exp(x, axis)
+        return (_expand_back(g, shape, axis, keepdims) * (e / s)
+                * (input_tangents[0] - _expand_back(out_tangent, shape, axis, keepdims)))
 
 
+@primitive
+class log_softmax:
+    """z = x − logsumexp_axis(x), one primitive so that it is stable in float32 (z = (x − m) − ln Σ e^(x − m),
+    both parts exact or O(1); the composite x − logsumexp(x) subtracts a rounded logsumexp of size |x|).
+    With p = softmax(x) = e^z (an O(1) exponent, accurate):
+
+    vjp:  x̄ = ȳ − p Σ_axis ȳ                      (∂zⱼ/∂xₖ = δⱼₖ − pₖ)
+    jvp:  ż = ẋ − Σ_axis p ẋ
+    2nd:  d(ȳ − p Σȳ) = −ṗ Σȳ with ṗ = p ⊙ ż:  R{x̄} − vjp(R{ȳ}) = −p ⊙ ż ⊙ Σ_axis ȳ
+    """
+
+    def check(x, *, axis=-1):
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"log_softmax: axis must be one int, got {axis!r}")
+        _normalize_axis(axis, np.ndim(x))
+
+    def forward(x, *, axis=-1):
+        m = np.max(x, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        shifted = x - m
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+    def vjp(i, g, out, inputs, axis):
+        return g - np.exp(out) * np.sum(g, axis=axis, keepdims=True)
+
+    def jvp(i, t, out, inputs, axis):
+        return t - np.sum(np.exp(out) * t, axis=axis, keepdims=True)
+
+    def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, axis):
+        return -np.exp(out) * out_tangent * np.sum(g, axis=axis, keepdims=True)
 
 
 # ---------------------------------------------------------------------------------------- composites
@@ -585,9 +819,32 @@ def swapaxes(x, axis1, axis2):
     return transpose(x, tuple(axes))
 
 
-def log_softmax(x, axis=-1):
-    """log softmax(x) = x − logsumexp(x): a composite of two primitives, so it needs no rules of its own."""
-    return sub(x, logsumexp(x, axis=axis, keepdims=True))
+_where_primitive = where
+
+
+def where(cond, a, b):
+    """a where ``cond`` else b (NumPy's argument order); records the ``where`` primitive (PRIMITIVES["where"])."""
+    if isinstance(cond, Var):
+        raise TypeError("where: cond is a traced Var; a mask is a constant — build it from values, e.g. "
+                        "x > 0 on a traced x gives a plain boolean array")
+    return _where_primitive(a, b, cond=np.asarray(cond) if isinstance(cond, (list, bool)) else cond)
+
+
+def minimum(a, b):
+    """min(a, b) = −max(−a, −b): a composite, with ``maximum``'s tie rule (½ to each at a == b)."""
+    return neg(maximum(neg(a), neg(b)))
+
+
+def clip(x, low, high):
+    """x limited to [low, high] elementwise (np.clip), as ``where`` on masks computed from the values.
+
+    Derivative: 1 with respect to x where low ≤ x ≤ high (bounds included, as PyTorch's clamp), else 1 with
+    respect to the bound that applies. ``low``/``high`` may be constants or traced values.
+    """
+    xv, lo, hi = value_of(x), value_of(low), value_of(high)
+    if np.any(np.asarray(lo) > np.asarray(hi)):
+        raise ValueError("clip: low must not exceed high")
+    return where(xv < lo, low, where(xv > hi, high, x))
 
 
 # ---------------------------------------------------------------------------------------- Var's operators
@@ -607,6 +864,12 @@ class _VarOperators:
     def __neg__(self): return neg(self)
     def __pow__(self, exponent): return power(self, exponent)
     def __getitem__(self, key): return getitem(self, key)
+    # comparisons give plain boolean arrays (masks for ops.where): their derivative is 0 wherever defined.
+    # == and != are left alone so that a Var stays hashable and comparable by identity.
+    def __lt__(self, other): return np.less(self.value, value_of(other))
+    def __le__(self, other): return np.less_equal(self.value, value_of(other))
+    def __gt__(self, other): return np.greater(self.value, value_of(other))
+    def __ge__(self, other): return np.greater_equal(self.value, value_of(other))
 
     @property
     def T(self):
@@ -619,7 +882,8 @@ class _VarOperators:
 
 
 for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
-              "__matmul__", "__rmatmul__", "__neg__", "__pow__", "__getitem__", "T", "sum", "mean", "reshape",
-              "swapaxes"):
+              "__matmul__", "__rmatmul__", "__neg__", "__pow__", "__getitem__", "__lt__", "__le__", "__gt__",
+              "__ge__", "T", "sum", "mean", "reshape", "swapaxes"):
     setattr(Var, _name, vars(_VarOperators)[_name])
 del _name
+Var.ops_names = frozenset(__all__)

@@ -4,6 +4,18 @@ Every transform takes ``f(params, *args)`` where ``params`` is an array or a nes
 floating-point arrays, and ``f`` is written with :mod:`mamlnp.ops` (and the operators of ``Var``).
 Only ``params`` is differentiated; ``args`` (data, labels, settings) are constants.
 
+What comes back (the policies, tested in ``tests/test_engine_defects.py``):
+
+* dtype — results have the parameters' dtype: each gradient / HVP / VJP leaf has its own leaf's dtype,
+  values and JVPs the dtype the traced computation ran in, which is the parameters' dtype (float64 data is
+  cast to float32 parameters' dtype on entry to each primitive; see :mod:`mamlnp.engine.core`).
+* aliasing — every returned array is a new, writable, ordinary array: never a read-only broadcast view,
+  never sharing memory with another returned leaf, with the caller's params, direction ``v`` or cotangent
+  ``u``, or with an array returned by an earlier call on the same :class:`Trace`. Mutating a result in
+  place is safe.
+* references — a :class:`Trace` keeps references to ``params`` and ``args`` (no copies): mutating them in
+  place after tracing changes what later ``grad``/``hvp`` calls on that trace compute. Trace again instead.
+
     >>> import numpy as np, mamlnp
     >>> from mamlnp import ops
     >>> f = lambda w, x: ops.sum(ops.tanh(x @ w))
@@ -43,8 +55,36 @@ def as_float_leaves(params, name="params"):
     return leaves, treedef
 
 
+def _owner(a):
+    """The object that owns ``a``'s memory (views of views point at the owner in NumPy)."""
+    base = getattr(a, "base", None)
+    return a if base is None else base
+
+
+def _independent(results, avoid=()):
+    """``results`` as new writable arrays that share memory with neither each other nor ``avoid``.
+
+    Copies only where needed: a read-only array (a broadcast view such as ∇Σp), an array whose memory
+    owner was seen already (the adjoint ``add`` hands to both of its inputs) or belongs to the caller.
+    """
+    seen = {id(_owner(a)) for a in avoid}
+    out = []
+    for r in results:
+        if not isinstance(r, np.ndarray):
+            r = np.array(r)
+        elif not r.flags.writeable or id(_owner(r)) in seen:
+            r = r.copy()
+        seen.add(id(_owner(r)))
+        out.append(r)
+    return out
+
+
 class Trace:
     """One recorded evaluation of ``f(params, *args)``, reusable for a gradient and any number of HVPs.
+
+    The trace holds references to ``params`` and ``args``, not copies: change them in place after tracing
+    and later sweeps see the new values (trace again instead). Every array it returns is its own, writable
+    array (see the module docstring).
 
     ``value`` is the output. ``grad()`` runs the reverse sweep once and caches the adjoints;
     ``hvp(v)`` runs a tangent sweep and the second-order reverse sweep, reusing those adjoints, so on a
@@ -57,10 +97,25 @@ class Trace:
         self.params = params
         self.tape = Tape()
         self.leaf_vars = [self.tape.leaf(x) for x in leaves]
+        self.leaves = leaves
         out = f(tree_unflatten(self.treedef, self.leaf_vars), *args)
+        if isinstance(out, (tuple, list, dict)):
+            raise TypeError(
+                f"f returned a {type(out).__name__}; the transforms need f to return one scalar (the loss) or "
+                "one array (for jvp/vjp). Return only the loss, e.g. lambda p, *a: f(p, *a)[0], and compute "
+                "auxiliary outputs in a separate untraced call"
+            )
         self.out = out
-        self.value = out.value if isinstance(out, Var) else np.asarray(out)
+        if isinstance(out, Var):
+            value = out.value
+        else:
+            value = np.asarray(out)  # f did not depend on params: still report it in their dtype
+            dtype = np.result_type(*leaves)
+            if value.dtype.kind in "biuf" and value.dtype != dtype:
+                value = value.astype(dtype)
+        self.value = value
         self._adjoints = None
+        self._grad_returned = False
 
     # ------------------------------------------------------------------
     def _require_scalar(self, what):
@@ -73,12 +128,16 @@ class Trace:
     def _seed(self):
         return np.ones_like(self.value)
 
-    def _leaf_results(self, per_node):
+    def _leaf_results(self, per_node, avoid=()):
         out = []
         for var in self.leaf_vars:
             r = per_node[var.index] if var.index < len(per_node) else None
-            out.append(np.zeros_like(var.value) if r is None else np.asarray(r).reshape(np.shape(var.value)))
-        return tree_unflatten(self.treedef, out)
+            if r is None:
+                r = np.zeros_like(var.value)
+            elif np.shape(r) != np.shape(var.value):
+                r = np.reshape(r, np.shape(var.value))
+            out.append(r)
+        return tree_unflatten(self.treedef, _independent(out, tuple(self.leaves) + tuple(avoid)))
 
     def _connected(self):
         return isinstance(self.out, Var)
@@ -88,8 +147,13 @@ class Trace:
         self._require_scalar("grad")
         if not self._connected():
             return self._leaf_results([])
+        if self._grad_returned:
+            # the leaves' cached adjoints were handed out (and may have been changed by the caller): sweep
+            # again. (hvp's reuse of the cache reads only interior nodes' adjoints, never the leaves'.)
+            return self._leaf_results(self.tape.backward(self.out.index, self._seed()))
         if self._adjoints is None:
             self._adjoints = self.tape.backward(self.out.index, self._seed())
+        self._grad_returned = True
         return self._leaf_results(self._adjoints)
 
     def _leaf_tangents(self, v):
@@ -99,6 +163,7 @@ class Trace:
         for path, leaf in zip(leaf_paths(self.treedef, "v"), v_leaves):
             if leaf.dtype.kind != "f":
                 raise TypeError(f"{path} has dtype {leaf.dtype}; expected a floating-point array")
+        self._v_leaves = v_leaves
         return {var.index: t.astype(var.value.dtype, copy=False) for var, t in zip(self.leaf_vars, v_leaves)}
 
     def hvp(self, v):
@@ -110,16 +175,22 @@ class Trace:
         tangents = self.tape.forward_tangents(leaf_tangents)
         adjoints, r_adjoints = self.tape.backward(self.out.index, self._seed(), tangents, self._adjoints)
         self._adjoints = adjoints
-        return self._leaf_results(r_adjoints)
+        return self._leaf_results(r_adjoints, self._v_leaves)
 
     def jvp(self, v):
         """The tangent of the output along v (any output shape)."""
         leaf_tangents = self._leaf_tangents(v)
         if not self._connected():
             return np.zeros_like(self.value)
-        tangents = self.tape.forward_tangents(leaf_tangents)
+        tangents = self.tape.forward_tangents(leaf_tangents, keep=(self.out.index,))
         t = tangents[self.out.index]
-        return np.zeros_like(self.value) if t is None else np.asarray(t)
+        if t is None:
+            return np.zeros_like(self.value)
+        if np.shape(t) != np.shape(self.value):
+            t = np.broadcast_to(t, np.shape(self.value))
+        if t.dtype != self.value.dtype:
+            t = t.astype(self.value.dtype)
+        return _independent([t], tuple(self.leaves) + tuple(self._v_leaves))[0]
 
     def vjp(self, cotangent):
         """uᵀJ: the pullback of an output cotangent u (shape of the output) to params."""
@@ -128,7 +199,8 @@ class Trace:
             raise ValueError(f"cotangent has shape {u.shape}; expected the output's shape {np.shape(self.value)}")
         if not self._connected():
             return self._leaf_results([])
-        return self._leaf_results(self.tape.backward(self.out.index, u))
+        seed = u.astype(self.value.dtype, copy=False) if u.dtype.kind in "biuf" else u
+        return self._leaf_results(self.tape.backward(self.out.index, seed), (u,))
 
 
 def trace(f, params, *args):
@@ -194,7 +266,11 @@ def jvp(f):
     """Transform ``f`` into ``(params, v, *args) -> (f(params, *args), J v)`` (forward mode; any output shape)."""
     def jvp_f(params, v, *args):
         t = Trace(f, params, args)
-        return t.value, t.jvp(v)
+        jv = t.jvp(v)
+        value = t.value
+        if isinstance(value, np.ndarray) and isinstance(t.out, Var):
+            value = _independent([value], t.leaves)[0]
+        return value, jv
     return jvp_f
 
 

@@ -2,12 +2,13 @@
 
 ===========  =============================================================================================
 ``nn``       the MLP of the MAML paper (``mlp``, ``init_mlp``) and its activations
+``norm``     batch norm over each task's points (as MAML's classifier) and layer norm, from primitives
 ``losses``   per-task losses (mean within each task, one value per task): MSE, cross-entropy
 ``optim``    functional SGD and Adam over parameter pytrees (state in, state out; nothing mutated)
 ===========  =============================================================================================
 
 May import: ``mamlnp.engine``.
 """
-from . import losses, nn, optim
+from . import losses, nn, norm, optim
 
-__all__ = ["losses", "nn", "optim"]
+__all__ = ["losses", "nn", "norm", "optim"]
