@@ -121,7 +121,10 @@ class _Step:
 
     def grad(self):
         self.adjoints = self.tape.backward(self.out.index, np.ones_like(self.out.value))
-        return [self.adjoints[v.index] for v in self.leaves]
+        grads = [self.adjoints[v.index] for v in self.leaves]
+        for v in self.leaves:  # the caller consumes them (θ update); the HVP reuse reads only interior adjoints
+            self.adjoints[v.index] = None
+        return grads
 
     def hvp(self, v):
         tangents = self.tape.forward_tangents({leaf.index: t for leaf, t in zip(self.leaves, v)})
@@ -202,10 +205,12 @@ def _meta_gradient(flat_loss, leaves, support, query, task_count, inner_lr, inne
                                keep=(order == 2))
     outer = _Step(flat_loss, theta, query[0], query[1], scale=1.0 / task_count)
     g = outer.grad()
-    for step in reversed(steps):  # order 2 only: apply (I − α H) factors from the right
-        hg = step.hvp(g)
+    value = outer.value
+    del outer, theta  # keep only what the backward product needs: the inner steps' traces and g
+    while steps:  # order 2 only: apply (I − α H) factors from the right, dropping each trace once used
+        hg = steps.pop().hvp(g)
         g = [gi - inner_lr * hi for gi, hi in zip(g, hg)]
-    return outer.value, [np.sum(gi, axis=0) for gi in g]  # θ is shared: sum the per-task pieces
+    return value, [np.sum(gi, axis=0) for gi in g]  # θ is shared: sum the per-task pieces
 
 
 # ---------------------------------------------------------------------------------------- public algorithms
