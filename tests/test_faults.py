@@ -517,3 +517,14 @@ def test_run_time_requirements_are_separate_from_test_and_chapter_ones():
     assert set(project["optional-dependencies"]["test"]) >= {d for d in
                                                             (ROOT / "requirements.txt").read_text().splitlines()
                                                             if d.startswith(("pytest", "jupyter"))}
+
+
+# ------------------------------------------------------------------------------------------- siblings
+def test_out_below_a_file_and_absurd_digits_are_refused(tmp_path, run, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    assert cli.main(["train", "sinusoid", *TINY, "--out", str(tmp_path / "notes.txt" / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "cannot be created: Not a directory [ENOTDIR]" in err
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", str(run), "--digits", "1000000000"])
+    assert "--digits: must be at most 15" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import math
 import signal
 import sys
 import time
@@ -86,7 +87,13 @@ def _int_arg(minimum):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+            try:  # "70e3", "1e10": scientific notation for a whole number is fine
+                number = float(text)
+            except ValueError:
+                number = None
+            if number is None or not math.isfinite(number) or not number.is_integer():
+                raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+            value = int(number)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
@@ -110,6 +117,15 @@ def task_count(text):
 
 
 task_count.__name__ = "task count"
+
+
+def digits(text):
+    """Decimals in a table: float64 carries about 16 significant digits, so more would print noise (and a huge
+    number would build a gigabyte-long string)."""
+    value = nonnegative_int(text)
+    if value > 15:
+        raise argparse.ArgumentTypeError(f"must be at most 15 (float64 has about 16 significant digits), got {text!r}")
+    return value
 
 
 def positive_float(text):
@@ -181,7 +197,7 @@ def build_parser():
     e.add_argument("--json", action="store_true", help="print JSON instead of the table")
     e.add_argument("--no-median", action="store_true",
                    help="print only the mean ± CI table (not the median and worse-than-unadapted tables)")
-    e.add_argument("--digits", type=nonnegative_int, default=3, help="decimals in the table (default 3)")
+    e.add_argument("--digits", type=digits, default=3, help="decimals in the table, 0 to 15 (default 3)")
 
     p = sub.add_parser("plot", help="Figure-2 and Figure-3 style PNGs of a checkpoint",
                        description="Draw PREFIX_adaptation.png (ground truth, K support points, prediction before "
@@ -345,8 +361,8 @@ def _plan(config, runs, *, eval_tasks, figures_dir):
     phases.append(f"{len(runs) + 1}) evaluation on {eval_tasks} test tasks ≈ {_minutes(eval_time)}")
     if figures_dir is not None:
         phases.append(f"{len(runs) + 2}) figures into {figures_dir}")
-    return (f"plan: " + "; ".join(phases) + f". Expected ≈ {_minutes(total)} in all (from a short warm-up; "
-            f"the machine's load can move it by half)")
+    return ("plan: " + "; ".join(phases) + f". Expected ≈ {_minutes(total)} in all (a rough guide from a "
+            f"20-iteration warm-up: on a busy machine it can be off by 2× either way)")
 
 
 def _probe_params(config):

@@ -86,10 +86,10 @@ def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, s
               for j in range(len(steps))]
     style.append(Line2D([], [], ls="none", marker="^", color="black", ms=6))
     names = ["ground truth", "pre-update", *[f"after {s} step{'s' if s != 1 else ''}" for s in steps],
-             f"the K support points (used for the gradient)"]
+             "K support points (used for the gradient)"]
     swatches = [Line2D([], [], color=_color(algorithm, row), lw=3) for row, (_, algorithm, _, _) in enumerate(models)]
     fig.legend(style + swatches, names + [label for label, *_ in models], loc="outside lower center",
-               ncol=min(len(names) + len(models), 5), fontsize=8)
+               ncol=min(len(names) + len(models), 4 if len(ks) > 1 else 3), fontsize=8)
     fig.suptitle(f"Adaptation to a new sine (A = {amplitude:.2f}, φ = {phase:.2f}): test-time inner SGD steps of "
                  f"size α = {inner_lr}", fontsize=10)
     _save(fig, path)
