@@ -216,8 +216,10 @@ def test_stale_temp_files_are_removed_on_start_and_resume(tmp_path):
                      "--no-figures", "--eval-tasks", "12"]) == 0
     assert not [p for p in os.listdir(run) if p.endswith(".tmp")]
     (run / ".checkpoint.npz.zz.tmp").write_bytes(b"")
+    (run / ".eval.json.q1.tmp").write_bytes(b"")
+    (run / ".cmp_adaptation.png.w2.tmp").write_bytes(b"")  # a `plot` drawing into the folder right now
     assert _train(tmp_path, "--no-baseline", "--no-figures", "--overwrite") == 0
-    assert not [p for p in os.listdir(run) if p.endswith(".tmp")]
+    assert [p for p in os.listdir(run) if p.endswith(".tmp")] == [".cmp_adaptation.png.w2.tmp"]
 
 
 def test_json_copy_never_lags_the_npz(tmp_path, run, monkeypatch):
@@ -528,3 +530,23 @@ def test_out_below_a_file_and_absurd_digits_are_refused(tmp_path, run, capsys):
     with pytest.raises(SystemExit):
         cli.main(["evaluate", str(run), "--digits", "1000000000"])
     assert "--digits: must be at most 15" in capsys.readouterr().err
+
+
+def test_an_out_of_memory_the_estimate_missed_is_still_one_line(tmp_path, capsys, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (10000000000,)")
+    monkeypatch.setattr(cli, "_cmd_evaluate", no_memory)
+    assert cli.main(["evaluate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory (Unable to allocate") and err.count("\n") == 1
+
+
+def test_checkpoint_without_a_model_description_is_refused_by_evaluate(tmp_path, capsys):
+    """A checkpoint saved from the Python API with bare metadata raised KeyError('model') in evaluate/plot."""
+    params = [np.ones((1, 4)), np.zeros(4), np.ones((4, 1)), np.zeros(1)]
+    save_checkpoint(tmp_path / "checkpoint.npz", params, {"algorithm": "maml"})
+    assert cli.main(["evaluate", str(tmp_path), "--tasks", "3"]) == 2
+    assert "metadata has no model.activation" in capsys.readouterr().err
+    save_checkpoint(tmp_path / "checkpoint.npz", params, {"model": {"activation": "gelu"}})
+    assert cli.main(["plot", str(tmp_path), "--tasks", "3"]) == 2
+    assert "metadata field 'model.activation' is 'gelu'" in capsys.readouterr().err

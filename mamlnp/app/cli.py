@@ -22,8 +22,8 @@ from pathlib import Path
 
 from .evaluate import (DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, estimate_eval_memory, evaluate_params,
                        format_footnotes, format_table, result_from_curves)
-from .guard import (atomic_write_text, check_memory, check_writable, describe_os_error, remove_created, run_lock,
-                    strict_json, write_json)
+from .guard import (atomic_write_text, check_memory, check_writable, clean_stale_temp_files, describe_os_error,
+                    remove_created, run_lock, strict_json, write_json)
 from .io import CheckpointError, checkpoint_path, has_checkpoint, read_checkpoint
 from ..algorithms import ALGORITHMS
 from ..models.nn import ACTIVATIONS
@@ -241,6 +241,21 @@ def _describe(metadata):
     return label
 
 
+def _activation(ckpt):
+    """The checkpoint's activation; a checkpoint saved without one (e.g. from the Python API) is refused clearly."""
+    model = ckpt.metadata.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("activation"), str):
+        raise CheckpointError(f"{ckpt.path}: metadata has no model.activation, so the network cannot be evaluated "
+                              f"(save it with metadata={{'model': {{'activation': 'relu', …}}}})")
+    if model["activation"] not in ACTIVATIONS:
+        raise CheckpointError(f"{ckpt.path}: metadata field 'model.activation' is {model['activation']!r}; expected "
+                              f"one of {sorted(ACTIVATIONS)}")
+    if len(ckpt.params) % 2 or any(w.ndim != 2 for w in ckpt.params[::2]):
+        raise CheckpointError(f"{ckpt.path}: its parameters {[list(p.shape) for p in ckpt.params]} are not the MLP "
+                              "list [W1, b1, …] that evaluate and plot draw")
+    return model["activation"]
+
+
 def _summary_line(ckpt):
     md, cfg = ckpt.metadata, ckpt.metadata.get("config", {})
     return (f"{ckpt.path}: {md.get('algorithm')}, iteration {md.get('iteration')}, seed {cfg.get('seed')}, "
@@ -252,7 +267,7 @@ def _evaluate_checkpoints(ckpts, *, ks, steps, tasks, seed, k_query, inner_lr, c
     """Evaluate each checkpoint (or summarise its precomputed ``curves`` at ``steps``)."""
     results = []
     for i, ckpt in enumerate(ckpts):
-        activation = ckpt.metadata["model"]["activation"]
+        activation = _activation(ckpt)
         if curves is None:
             result = evaluate_params(ckpt.params, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
                                      inner_lr=inner_lr, activation=activation)
@@ -299,14 +314,14 @@ def _eval_report(results, *, tasks, seed, k_query, inner_lr, digits=3, median=Tr
 
 def _curves(ckpts, *, ks, tasks, seed, k_query, inner_lr, steps):
     return [adaptation_curves(c.params, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
-                              inner_lr=inner_lr, activation=c.metadata["model"]["activation"]) for c in ckpts]
+                              inner_lr=inner_lr, activation=_activation(c)) for c in ckpts]
 
 
 def _plot_all(ckpts, curves, out_dir, prefix, *, ks, seed, inner_lr):
     from .plots import plot_adaptation, plot_mse_vs_steps
     out_dir = Path(out_dir)
     labels = _unique([_describe(c.metadata) for c in ckpts], [c.metadata.get("config", {}).get("seed") for c in ckpts])
-    models = [(lab, c.metadata.get("algorithm"), c.params, c.metadata["model"]["activation"])
+    models = [(lab, c.metadata.get("algorithm"), c.params, _activation(c))
               for lab, c in zip(labels, ckpts)]
     adapt_ks = [k for k in (5, 10) if k in ks] or sorted(ks)[:2]
     adaptation_png, curves_png = out_dir / f"{prefix}_adaptation.png", out_dir / f"{prefix}_mse_vs_steps.png"
@@ -413,6 +428,7 @@ def _cmd_train(args):
                                  f"{old.get('iteration')} of {old.get('config', {}).get('iters')}); nothing was "
                                  f"overwritten. Continue it with --resume {run_dir}, start over with --overwrite, "
                                  f"or choose another --out.")
+            clean_stale_temp_files(run_dir, ["eval.md", "eval.json", "sinusoid_*.png"])  # train() cleans its own
             if figures_dir is not None:
                 created_figures = check_writable(figures_dir, "--figures")
             try:
@@ -476,7 +492,7 @@ def _train_job(args, config, run_dir, resume, figures_dir, started):
 
 def _check_eval_size(ckpts, *, ks, steps, tasks, k_query):
     for c in ckpts:
-        sizes = c.metadata["model"]["sizes"]
+        sizes = [int(c.params[0].shape[0])] + [int(w.shape[-1]) for w in c.params[::2]]
         k_flag = f"--k {max(ks)}" if max(ks) >= max(tasks, k_query) else (
             f"--tasks {tasks}" if tasks >= k_query else f"--k-query {k_query}")
         check_memory(estimate_eval_memory(sizes, ks=ks, steps=max(steps), tasks=tasks, k_query=k_query), k_flag,
@@ -565,6 +581,10 @@ def main(argv=None):
     except WriteFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_WRITE_FAILED
+    except MemoryError as err:  # the up-front estimates missed (e.g. other jobs took the memory): still one line
+        print(f"error: out of memory ({err}); choose smaller sizes (--meta-batch, --k, --k-query, --hidden, "
+              f"--tasks) — any checkpoint already written is kept", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (UsageError, ConfigMismatch, CheckpointError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

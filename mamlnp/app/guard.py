@@ -224,7 +224,7 @@ def check_writable(folder, option):
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".mamlnp-write-test.", suffix=".tmp")
         os.close(fd)
-        os.unlink(probe)
+        Path(probe).unlink(missing_ok=True)
     except OSError as err:
         remove_created(created)
         raise NotWritable(f"{option} {str(folder)!r} is not writable: {describe_os_error(err)}; nothing was "
@@ -232,16 +232,22 @@ def check_writable(folder, option):
     return created
 
 
-def clean_stale_temp_files(folder):
+def clean_stale_temp_files(folder, names=None):
     """Remove ``.NAME.*.tmp`` files left in ``folder`` by writes that were killed; return their names.
 
-    Call it while holding the folder's :func:`run_lock`: then no live writer owns them.
+    ``names``: the file names (shell patterns allowed) whose temp files to remove, e.g. ``["checkpoint.npz"]``;
+    None for every ``.*.tmp``. Call it while holding the folder's :func:`run_lock`, and name only files the
+    lock holder writes: then no live writer owns them (``plot`` may draw into a run folder without its lock).
     """
+    from fnmatch import fnmatch
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():
+        target = entry.name[1:].rsplit(".", 2)[0] if entry.name.count(".") >= 3 else None
+        if names is not None and (target is None or not any(fnmatch(target, n) for n in names)):
+            continue
         if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
             try:
                 entry.unlink()

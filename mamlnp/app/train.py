@@ -55,6 +55,9 @@ ALGORITHM_DEFAULTS = {"reptile": {"inner_steps": 5}}
 LAYOUT = ("params = [W1, b1, W2, b2, ...]; W_l has shape (fan_in, fan_out), b_l shape (fan_out,); "
           "layer l computes h @ W_l + b_l, activation between layers, none after the last")
 
+# The files train() writes into its folder (their stale temp files are removed when a job starts).
+CHECKPOINT_FILES = (CHECKPOINT_NAME, CHECKPOINT_NAME.replace(".npz", ".json"))
+
 # Keys of TrainConfig that do not define *which* run it is: a resumed run may extend ``iters``.
 _NOT_IDENTITY = ("iters",)
 
@@ -350,7 +353,7 @@ def train(config, out=None, *, resume=False, overwrite=False, checkpoint_every=1
             if not resume and ckpt_file.exists() and not overwrite:
                 raise FileExistsError(f"{str(out)!r} already holds a checkpoint; resume it, allow overwriting, "
                                       f"or choose another output folder")
-            clean_stale_temp_files(out)  # left by a job killed mid-write; nobody else can be writing now
+            clean_stale_temp_files(out, CHECKPOINT_FILES)  # left by a job killed mid-write; we hold the lock
             if resume:
                 sync_sidecar(ckpt_file)  # a job killed between the .npz and its JSON copy left no JSON
             return _train(config, ckpt_file, resume=resume, checkpoint_every=checkpoint_every,
