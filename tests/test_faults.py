@@ -509,7 +509,7 @@ def test_train_prints_a_plan_with_phases_iterations_and_expected_time(tmp_path, 
 def test_run_time_requirements_are_separate_from_test_and_chapter_ones():
     """The main job installs only what it runs (`pip install -e .`: numpy, matplotlib, tqdm);
     requirements.txt still lists everything, the run-time part first."""
-    import tomllib
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = {d.split(">")[0].split("=")[0] for d in project["dependencies"]}
     assert runtime == {"numpy", "matplotlib", "tqdm"}
