@@ -550,3 +550,11 @@ def test_checkpoint_without_a_model_description_is_refused_by_evaluate(tmp_path,
     save_checkpoint(tmp_path / "checkpoint.npz", params, {"model": {"activation": "gelu"}})
     assert cli.main(["plot", str(tmp_path), "--tasks", "3"]) == 2
     assert "metadata field 'model.activation' is 'gelu'" in capsys.readouterr().err
+
+
+def test_python_api_evaluation_refuses_sizes_that_cannot_fit(monkeypatch):
+    from mamlnp.app.evaluate import adaptation_curves
+    from mamlnp.nn import init_mlp
+    monkeypatch.setenv("MAMLNP_MEMORY_LIMIT", str(2 ** 30))
+    with pytest.raises(guard.TooLarge, match=r"^tasks=100000000000: this would need about"):
+        adaptation_curves(init_mlp([1, 8, 1], np.random.default_rng(0)), ks=(5,), tasks=10 ** 11)

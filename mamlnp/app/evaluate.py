@@ -84,6 +84,14 @@ def adaptation_curves(params, *, ks=(5, 10, 20), steps=(0, 1, 10), tasks=600, se
     """Per-task query MSEs: ``{K: {S: array (tasks,)}}`` after S inner SGD steps of size ``inner_lr`` on K points."""
     ks = _positive_ints(ks, "ks")
     steps = tuple(steps)  # validated by meta.adaptation_losses, which refuses non-integers rather than truncating
+    (tasks,), (k_query,) = _positive_ints(tasks, "tasks"), _positive_ints(k_query, "k_query")
+    if isinstance(params, (list, tuple)) and params and all(np.ndim(w) == 2 for w in params[::2]):
+        from .guard import check_memory  # refuse sizes that cannot fit before allocating (MLP params only)
+        sizes = [np.shape(params[0])[0]] + [np.shape(w)[-1] for w in params[::2]]
+        largest = max(("tasks", tasks), ("ks", max(ks)), ("k_query", k_query), key=lambda item: item[1])
+        whole = [int(s) for s in steps if isinstance(s, (int, np.integer))]  # others are refused further down
+        check_memory(estimate_eval_memory(sizes, ks=ks, steps=max(whole, default=0), tasks=tasks, k_query=k_query),
+                     f"{largest[0]}={largest[1]}", "test tasks × (K + query points) × hidden units")
     support, query, _ = make_test_tasks(seed, tasks, max(ks), k_query, stream)
     curves = {}
     for k in ks:
