@@ -487,6 +487,8 @@ def test_diverged_tasks_are_flagged_with_count_and_median(run, capsys):
     """The table printed `7.58e+180 ± 1.49e+181` with no note; now such cells carry † and a footnote gives
     the count of diverged tasks and the median beside the mean, in the CLI output (and so in eval.md)."""
     assert summarize([1.0, 2.0, 5e3, np.inf])["diverged"] == 2
+    overflowed = summarize([1.0, 2.0, 3.0, np.nan])  # NaN (inf − inf) is an unbounded error, like inf
+    assert overflowed["median"] == 2.5 and overflowed["mse"] == np.inf and overflowed["diverged"] == 1
     assert cli.main(["evaluate", str(run), "--tasks", "20", "--k", "5", "--inner-lr", "20", "--steps", "0", "10"]) == 0
     out = capsys.readouterr().out
     assert "†" in out

@@ -113,6 +113,9 @@ def summarize(per_task):
     in the JSON the CLI writes).
     """
     per_task = np.asarray(per_task, dtype=np.float64)
+    # a task whose inner loop overflowed can end at NaN (inf − inf inside the network) rather than inf; its error
+    # is unbounded either way, so count it as +inf: the mean then says inf and the median stays the typical task's
+    per_task = np.where(np.isnan(per_task), np.inf, per_task)
     n = per_task.size
     if n == 0:
         raise ValueError("cannot summarise zero tasks")
@@ -175,7 +178,8 @@ def _fmt(row, digits=3, stat="mean"):
         if "worse_than_unadapted" not in row:
             return "—"
         return f"{row['worse_than_unadapted']} (worst {_number(row['max'], 2)})"
-    ci = "n/a (1 task)" if row.get("n", 2) < 2 else _number(row["ci95"], digits)
+    ci = ("n/a (1 task)" if row.get("n", 2) < 2 else _number(row["ci95"], digits) if np.isfinite(row["ci95"])
+          else "n/a")  # no spread to speak of when some task's error is infinite
     return f"{_number(row['mse'], digits)} ± {ci}" + (" †" if row.get("diverged") else "")
 
 
