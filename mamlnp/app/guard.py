@@ -123,8 +123,9 @@ def run_lock(folder, *, what="run folder"):
             _held[key] -= 1
         return
     lock = folder / LOCK_NAME
+    argv = ["-m mamlnp" if a.endswith("__main__.py") else a for a in sys.argv[:1]] + sys.argv[1:]
     me = {"pid": os.getpid(), "host": socket.gethostname(), "start_ticks": _start_ticks(os.getpid()),
-          "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python", *sys.argv])[:300]}
+          "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python", *argv])[:300]}
     for attempt in range(50):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
