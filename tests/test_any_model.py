@@ -155,3 +155,13 @@ def test_mlp_path_refuses_integer_params_like_grad_does():
     x = np.zeros((2, 4, 1))
     with pytest.raises(TypeError, match=r"params\[0\] has dtype int64"):
         maml_gradient(params, (x, x), (x, x), inner_lr=0.1, inner_steps=1)
+
+
+def test_mlp_path_refuses_object_and_string_data_like_task_loss_does():
+    """Object-dtype x on the MLP path raised AttributeError deep in the engine; now a TypeError naming it."""
+    params = [np.ones((1, 3)), np.zeros(3), np.ones((3, 1)), np.zeros(1)]
+    x = np.zeros((2, 4, 1))
+    with pytest.raises(TypeError, match="support x has dtype object; expected a real numeric array"):
+        maml_gradient(params, (x.astype(object), x), (x, x), inner_lr=0.1, inner_steps=1)
+    with pytest.raises(TypeError, match="query y has dtype <U1"):
+        maml_gradient(params, (x, x), (x, np.full(x.shape, "a")), inner_lr=0.1, inner_steps=1)

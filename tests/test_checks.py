@@ -271,3 +271,30 @@ def test_checker_rejects_mismatched_direction():
     """v of shape (2,) for params of shape (3,): ValueError naming both shapes."""
     with pytest.raises(ValueError, match=r"v has shape \(2,\) but the matching leaf of params has shape \(3,\)"):
         mamlnp.check_hvp(sum_tanh, np.ones(3), np.ones(2))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"eps": 0}, r"eps must be a positive finite number, got 0"),
+    ({"eps": -1e-6}, r"eps must be a positive finite number, got -1e-06"),
+    ({"eps": float("nan")}, r"eps must be a positive finite number, got nan"),
+    ({"rtol": float("nan")}, r"rtol must be a positive finite number, got nan"),
+    ({"rtol": float("inf")}, r"rtol must be a positive finite number, got inf"),
+])
+def test_checkers_refuse_a_step_or_tolerance_that_cannot_decide(kwargs, message):
+    """ε = 0 divided by zero; ε = NaN or rtol = NaN made the check fail (or pass) for no reason of the rule's."""
+    with pytest.raises(ValueError, match=message):
+        mamlnp.check_grad(sum_tanh, np.ones(2), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        mamlnp.check_hvp(sum_tanh, np.ones(2), np.ones(2), **kwargs)
+    with pytest.raises(TypeError, match="eps must be a positive finite number"):
+        mamlnp.check_grad(sum_tanh, np.ones(2), eps="1e-6")
+
+
+def test_nan_inside_list_and_tuple_args_refused():
+    """A NaN in data given as a nested Python list, or inside an (x, y) pair, is named like an array's."""
+    f = lambda p, x: ops.sum(ops.mul(p, np.asarray(x)))
+    with pytest.raises(ValueError, match=r"args\[0\]\[1\] \(shape \(\)\) contains NaN or inf"):
+        mamlnp.check_grad(f, np.ones(2), [1.0, float("nan")])
+    pair = (np.ones(2), np.array([0.0, np.inf]))
+    with pytest.raises(ValueError, match=r"args\[0\]\[1\] \(shape \(2,\)\) contains NaN or inf"):
+        mamlnp.check_grad(lambda p, xy: ops.sum(ops.mul(p, xy[0])), np.ones(2), pair)

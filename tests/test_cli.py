@@ -65,7 +65,7 @@ def test_main_job_leaves_checkpoint_table_and_figures(main_job, capsys):
     base_params, base_meta = load_checkpoint(run / "baseline")
     assert base_meta["algorithm"] == "multitask" and base_meta["config"]["seed"] == meta["config"]["seed"]
     table = (run / "eval.md").read_text()
-    assert "| K | steps | MAML (S=1) | multi-task pretraining |" in table
+    assert "| K | steps | MAML (trained with S=1) | multi-task pretraining |" in table
     # the mean ± CI table, the median table, the worse-than-unadapted table: rows K = 5 at S = 0, 1, 10 in each
     assert [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| 5 ")] == \
         [[" 5 ", " 0 "], [" 5 ", " 1 "], [" 5 ", " 10 "]] * 3
@@ -178,7 +178,7 @@ def test_evaluate_json_and_table(main_job, capsys):
     assert rows == evaluate_params(params, ks=(5,), steps=(0, 1), tasks=10, seed=2017)["rows"]
     assert cli.main(["evaluate", str(run), "--k", "5", "--steps", "1", "--tasks", "10"]) == 0
     out = capsys.readouterr().out
-    assert "| K | steps | MAML (S=1) |" in out and "95% CI" in out
+    assert "| K | steps | MAML (trained with S=1) |" in out and "95% CI" in out
 
 
 def test_evaluate_a_foreign_file_exits_2(tmp_path, capsys):

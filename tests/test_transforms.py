@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mamlnp
-from mamlnp import losses, ops
+from mamlnp import losses, nn, ops
 from mamlnp.pytree import tree_flatten
 
 SIZES = [2, 6, 5, 1]
@@ -336,3 +336,14 @@ def test_empty_params_refused():
     """params with no arrays at all: ValueError saying what was expected."""
     with pytest.raises(ValueError, match=r"params holds no arrays"):
         mamlnp.grad(lambda p: 0.0)([])
+
+
+def test_direction_as_nested_lists_gives_a_short_message():
+    """v for a 1-40-40-1 MLP given as nested Python lists: the message stays short (it was 12,621 characters)
+    and says what to do."""
+    params = nn.init_mlp([1, 40, 40, 1], np.random.default_rng(0))
+    f = lambda p: ops.sum(ops.tanh(p[0]))  # noqa: E731
+    with pytest.raises(ValueError, match="give each leaf as a numpy array, not a nested list") as info:
+        mamlnp.hvp(f)(params, [p.tolist() for p in params])
+    assert len(str(info.value)) < 800
+    assert "more characters)" in str(info.value)

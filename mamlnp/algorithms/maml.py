@@ -66,6 +66,10 @@ def validate_meta_batch(params, support, query=None, loss="mse"):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise ValueError(f"{name} must be a pair (x, y) of arrays, got {type(pair).__name__}")
         x, y = np.asarray(pair[0]), np.asarray(pair[1])
+        for part, arr in (("x", x), ("y", y)):  # object/string data would fail deep inside the engine
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{name} {part} has dtype {arr.dtype}; expected a real numeric array "
+                                "(float for x, float for mse's y, integer class labels for cross_entropy's y)")
         if x.ndim != 3:
             raise ValueError(f"{name} x must have shape (T, K, d_in) with a leading task axis, got shape {x.shape}")
         if x.shape[1] == 0:

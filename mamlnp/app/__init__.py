@@ -6,7 +6,8 @@
 ``train``     the training loop: checkpoints, exact resume, divergence handling
 ``evaluate``  held-out test tasks, adaptation curves, 95 % CIs, the results table
 ``plots``     the figures (matplotlib Figures that show as PNGs in notebooks)
-``io``        ``.npz`` + JSON checkpoints, atomic writes, ``allow_pickle=False``
+``io``        ``.npz`` + JSON checkpoints, atomic writes, ``allow_pickle=False``, schema validation
+``guard``     run-folder lock, writability and memory-size checks, stale temp files, atomic and strict-JSON writes
 ``bench``     timing and memory benchmarks (interleaved blocks, medians)
 ``perf``      the allocator setting the benchmarks and CLI use
 ``notebook``  fast mode and figure saving for the chapters

@@ -18,7 +18,8 @@ from ..algorithms import adaptation_losses
 from ..tasks import SinusoidTasks, sinusoid
 
 __all__ = ["STREAMS", "make_test_tasks", "adaptation_curves", "summarize", "evaluate_params",
-           "format_table", "result_from_curves", "DEFAULT_EVAL_SEED", "DEFAULT_K_QUERY"]
+           "format_table", "format_footnotes", "result_from_curves", "estimate_eval_memory", "DEFAULT_EVAL_SEED",
+           "DEFAULT_K_QUERY", "DIVERGED_MSE"]
 
 # Separate, fixed streams: the test tasks, the periodic validation during training and the plots never
 # share random numbers with each other or with the training tasks (rng = default_rng(seed)).
@@ -27,6 +28,18 @@ DEFAULT_EVAL_SEED = 2017
 # 100 query points per test task: the expected query MSE is the same as with K query points (the points
 # are i.i.d. uniform on [-5, 5]), but each task's estimate is less noisy, so the CI reflects task variety.
 DEFAULT_K_QUERY = 100
+# A task whose query MSE after adaptation exceeds this counts as diverged: a sine's variance is A²/2 ≤ 12.5,
+# so even predicting 0 everywhere scores below 12.5; an MSE above 1000 means the inner loop blew up.
+DIVERGED_MSE = 1e3
+
+
+def estimate_eval_memory(sizes, *, ks, steps, tasks, k_query=DEFAULT_K_QUERY):
+    """Rough peak bytes of an evaluation: the test tasks' points (support + query) and each step's recorded
+    activations, plus a per-task parameter copy per live step (θ_i, its gradient; ~4 copies)."""
+    widths = sum(sizes[1:])
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    points = max(ks) + k_query
+    return 8 * tasks * (6 * points * widths + 4 * params + 2 * points) + 8 * tasks * len(ks) * (steps + 1)
 
 
 def _check_seed(seed):
@@ -71,6 +84,14 @@ def adaptation_curves(params, *, ks=(5, 10, 20), steps=(0, 1, 10), tasks=600, se
     """Per-task query MSEs: ``{K: {S: array (tasks,)}}`` after S inner SGD steps of size ``inner_lr`` on K points."""
     ks = _positive_ints(ks, "ks")
     steps = tuple(steps)  # validated by meta.adaptation_losses, which refuses non-integers rather than truncating
+    (tasks,), (k_query,) = _positive_ints(tasks, "tasks"), _positive_ints(k_query, "k_query")
+    if isinstance(params, (list, tuple)) and params and all(np.ndim(w) == 2 for w in params[::2]):
+        from .guard import check_memory  # refuse sizes that cannot fit before allocating (MLP params only)
+        sizes = [np.shape(params[0])[0]] + [np.shape(w)[-1] for w in params[::2]]
+        largest = max(("tasks", tasks), ("ks", max(ks)), ("k_query", k_query), key=lambda item: item[1])
+        whole = [int(s) for s in steps if isinstance(s, (int, np.integer))]  # others are refused further down
+        check_memory(estimate_eval_memory(sizes, ks=ks, steps=max(whole, default=0), tasks=tasks, k_query=k_query),
+                     f"{largest[0]}={largest[1]}", "test tasks × (K + query points) × hidden units")
     support, query, _ = make_test_tasks(seed, tasks, max(ks), k_query, stream)
     curves = {}
     for k in ks:
@@ -87,9 +108,14 @@ def summarize(per_task):
 
     ``mse ± ci95`` is the mean ± 1.96 · std(ddof=1) / √n over all n tasks. An inner loop that diverges on a
     task gives it a huge or infinite MSE; it is kept in the mean (which then says so) and counted in
-    ``nonfinite`` if it overflowed; the median shows the typical task.
+    ``nonfinite`` if it overflowed; ``diverged`` counts the tasks above :data:`DIVERGED_MSE` (or not finite);
+    the median shows the typical task. With one task the CI is undefined: ``ci95`` and ``std`` are NaN (``null``
+    in the JSON the CLI writes).
     """
     per_task = np.asarray(per_task, dtype=np.float64)
+    # a task whose inner loop overflowed can end at NaN (inf − inf inside the network) rather than inf; its error
+    # is unbounded either way, so count it as +inf: the mean then says inf and the median stays the typical task's
+    per_task = np.where(np.isnan(per_task), np.inf, per_task)
     n = per_task.size
     if n == 0:
         raise ValueError("cannot summarise zero tasks")
@@ -103,7 +129,7 @@ def summarize(per_task):
             std = scale * float(np.std(per_task / scale, ddof=1))
     return {"mse": mean, "ci95": float(1.96 * std / np.sqrt(n)) if n > 1 else float("nan"), "std": std,
             "n": int(n), "median": float(np.median(per_task)), "max": float(finite.max()) if finite.size else float("inf"),
-            "nonfinite": int(n - finite.size)}
+            "nonfinite": int(n - finite.size), "diverged": int(np.sum(~(per_task <= DIVERGED_MSE)))}
 
 
 def evaluate_params(params, *, ks=(5, 10, 20), steps=(0, 1, 10), tasks=600, seed=DEFAULT_EVAL_SEED,
@@ -152,7 +178,9 @@ def _fmt(row, digits=3, stat="mean"):
         if "worse_than_unadapted" not in row:
             return "—"
         return f"{row['worse_than_unadapted']} (worst {_number(row['max'], 2)})"
-    return f"{_number(row['mse'], digits)} ± {_number(row['ci95'], digits)}"
+    ci = ("n/a (1 task)" if row.get("n", 2) < 2 else _number(row["ci95"], digits) if np.isfinite(row["ci95"])
+          else "n/a")  # no spread to speak of when some task's error is infinite
+    return f"{_number(row['mse'], digits)} ± {ci}" + (" †" if row.get("diverged") else "")
 
 
 def format_table(labelled_results, digits=3, stat="mean"):
@@ -174,3 +202,19 @@ def format_table(labelled_results, digits=3, stat="mean"):
         cells = [_fmt(lookup[(k, s)], digits, stat) if (k, s) in lookup else "—" for lookup in lookups]
         lines.append(f"| {k} | {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_footnotes(labelled_results, digits=3):
+    """One line per table cell marked †: how many tasks diverged (MSE > :data:`DIVERGED_MSE` or not finite),
+    with the median beside the mean they dominate. Empty string when no task diverged."""
+    lines = []
+    for label, result in labelled_results:
+        for r in result["rows"]:
+            if r.get("diverged"):
+                lines.append(f"† {label}, K = {r['k']}, {r['steps']} step{'' if r['steps'] == 1 else 's'}: "
+                             f"{r['diverged']} of {r['n']} tasks diverged (query MSE above {DIVERGED_MSE:g} or not "
+                             f"finite); mean {_number(r['mse'], digits)}, median {_number(r['median'], digits)}.")
+    if not lines:
+        return ""
+    return "\n".join(["The mean is dominated by tasks whose inner loop diverged; the median shows the typical "
+                      "task:", *lines])

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .guard import atomic_write_bytes
 from .evaluate import DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, make_test_tasks, summarize
 from ..algorithms import adapt
 from ..models.nn import mlp
@@ -51,8 +52,9 @@ def _color(name, index):
 def _save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # no timestamp/software metadata, so re-running the same command rewrites the same bytes
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    # no timestamp/software metadata, so re-running the same command rewrites the same bytes; written atomically,
+    # so a job killed while drawing leaves the previous figure, not half a PNG
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=110, metadata={"Software": None}))
     return path
 
 
@@ -89,15 +91,24 @@ def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, s
                         alpha=0.55 + 0.45 * (j + 1) / len(steps), lw=1.2 + 0.6 * j,
                         label=f"after {s} step{'s' if s != 1 else ''}")
             ax.plot(xs[0, :, 0], ys[0, :, 0], "^", color="black", ms=6, label="used for grad")
-            ax.set_title(f"{label}, K={k}", fontsize=10)
+            ax.set_title(f"{label}, K = {k}", fontsize=10)
             ax.set_xlim(-5, 5)
             if row == len(models) - 1:
                 ax.set_xlabel("x")
         axes[row][0].set_ylabel("y")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=8)
-    fig.suptitle(f"Adaptation to a new sine (A={amplitude:.2f}, φ={phase:.2f}), inner step size α={inner_lr}",
-                 fontsize=10)
+    # the legend explains line *styles* in neutral grey, and each model's colour separately: taking the handles
+    # of the first panel would paint every swatch in the first model's colour
+    style = [Line2D([], [], color="tab:red", lw=2), Line2D([], [], ls=":", color="0.35", lw=1.8)]
+    style += [Line2D([], [], ls="--" if j < len(steps) - 1 else "-", color="0.35", lw=1.2 + 0.6 * j)
+              for j in range(len(steps))]
+    style.append(Line2D([], [], ls="none", marker="^", color="black", ms=6))
+    names = ["ground truth", "pre-update", *[f"after {s} step{'s' if s != 1 else ''}" for s in steps],
+             "K support points (used for the gradient)"]
+    swatches = [Line2D([], [], color=_color(algorithm, row), lw=3) for row, (_, algorithm, _, _) in enumerate(models)]
+    fig.legend(style + swatches, names + [label for label, *_ in models], loc="outside lower center",
+               ncol=min(len(names) + len(models), 4 if len(ks) > 1 else 3), fontsize=8)
+    fig.suptitle(f"Adaptation to a new sine (A = {amplitude:.2f}, φ = {phase:.2f}): test-time inner SGD steps of "
+                 f"size α = {inner_lr}", fontsize=10)
     _save(fig, path)
     return fig
 
@@ -137,13 +148,13 @@ def plot_mse_vs_steps(curves, path, *, title=None):
             if off.any():
                 ax.plot(steps[off], np.full(off.sum(), top), "^", ms=8, color=color, clip_on=False)
                 worst = int(np.argmax(np.where(off, np.nan_to_num(mean, nan=np.inf), -np.inf)))
-                notes.append(f"{label}: mean off scale for S = {', '.join(str(s) for s in steps[off])}\n"
-                             f"(up to {mean[worst]:.1e} at S = {steps[worst]}; a few tasks diverge)")
+                notes.append(f"{label}: mean off scale after {', '.join(str(s) for s in steps[off])} test-time "
+                             f"step(s)\n(up to {mean[worst]:.1e} after {steps[worst]}; a few tasks diverge)")
         if notes:
             ax.text(0.98, 0.9, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
                     bbox=dict(boxstyle="round", fc="white", ec="0.8"))
-        ax.set_title(f"k-shot regression, k={k}", fontsize=10)
-        ax.set_xlabel("number of gradient steps")
+        ax.set_title(f"K-shot regression, K = {k}", fontsize=10)
+        ax.set_xlabel("test-time gradient steps")
         ax.set_ylim(0, top)
     axes[0].set_ylabel("mean squared error")
     handles, names = axes[-1].get_legend_handles_labels()
@@ -151,8 +162,8 @@ def plot_mse_vs_steps(curves, path, *, title=None):
     names.append("median task (dotted)")
     axes[-1].legend(handles, names, fontsize=7.5)
     n = summarize(curves[0][2][ks[0]][min(curves[0][2][ks[0]])])["n"]
-    fig.suptitle(title or f"Query MSE after S inner steps: mean ± 95% CI over {n} test tasks (solid), median (dotted)",
-                 fontsize=10)
+    fig.suptitle(title or f"Query MSE after test-time inner steps: mean ± 95% CI over {n} test tasks (solid), "
+                          f"median (dotted)", fontsize=10)
     _save(fig, path)
     return fig
 

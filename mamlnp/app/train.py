@@ -35,15 +35,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import DEFAULT_EVAL_SEED, evaluate_params
-from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
+from .evaluate import DEFAULT_EVAL_SEED, estimate_eval_memory, evaluate_params
+from .guard import check_memory, clean_stale_temp_files, format_bytes, make_folder, remove_created, run_lock
+from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint, sync_sidecar
 from ..algorithms import ALGORITHMS
 from ..models.nn import ACTIVATIONS, init_mlp
 from ..models.optim import OPTIMIZERS
 from ..tasks import SinusoidTasks
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigMismatch", "ALGORITHM_DEFAULTS",
-           "TASKS", "train", "make_optimizer", "LAYOUT"]
+           "TASKS", "train", "make_optimizer", "LAYOUT", "estimate_train_memory", "check_train_size",
+           "seconds_per_iteration"]
 
 TASKS = {"sinusoid": SinusoidTasks}
 
@@ -52,6 +54,9 @@ ALGORITHM_DEFAULTS = {"reptile": {"inner_steps": 5}}
 
 LAYOUT = ("params = [W1, b1, W2, b2, ...]; W_l has shape (fan_in, fan_out), b_l shape (fan_out,); "
           "layer l computes h @ W_l + b_l, activation between layers, none after the last")
+
+# The files train() writes into its folder (their stale temp files are removed when a job starts).
+CHECKPOINT_FILES = (CHECKPOINT_NAME, CHECKPOINT_NAME.replace(".npz", ".json"))
 
 # Keys of TrainConfig that do not define *which* run it is: a resumed run may extend ``iters``.
 _NOT_IDENTITY = ("iters",)
@@ -171,6 +176,86 @@ class TrainResult:
     checkpoint: Path | None = None
 
 
+def _param_count(sizes):
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def estimate_train_memory(config):
+    """Rough peak bytes of a training run, by what drives it: ``{"iters": …, "batch": …, "width": …}``.
+
+    * ``iters``: the loss history, 8 bytes per iteration (kept in memory and in every checkpoint);
+    * ``batch``: the recorded activations, about 6 arrays of T·(K + K_q)·(Σ hidden widths) floats per layer
+      and inner step (the tape keeps every step for the second-order backward pass);
+    * ``width``: the parameters with a leading task axis (θ_i per inner step, their gradients and HVPs,
+      ~4 copies per step) plus the optimizer's 3 copies of θ.
+    An over-estimate by design: its job is to refuse sizes that cannot fit before anything is written.
+    """
+    sizes = config.sizes
+    widths = sum(sizes[1:])
+    steps = config.inner_steps + 2
+    points = config.k_support + config.k_query
+    return {"iters": 8 * config.iters,
+            "batch": 8 * 6 * steps * config.meta_batch * points * widths,
+            "width": 8 * _param_count(sizes) * (4 * steps * config.meta_batch + 4)}
+
+
+_DETAIL = {"iters": "the loss history: 8 bytes per iteration",
+           "batch": "recorded activations: meta-batch × (K + K_q) points × hidden units × inner steps",
+           "width": "parameters with a task axis: meta-batch × parameters × inner steps"}
+
+
+def _culprit(config, key):
+    """The command-line option (with its value) that grew a memory term most, relative to the paper's setting."""
+    default = TrainConfig()
+    hidden = " ".join(map(str, config.sizes[1:-1]))
+    growth = {"iters": [("--iters", config.iters, config.iters / default.iters)]}
+    common = [("--meta-batch", config.meta_batch, config.meta_batch / default.meta_batch),
+              ("--inner-steps", config.inner_steps, (config.inner_steps + 2) / 3)]
+    growth["batch"] = common + [("--k", config.k_support, config.k_support / default.k_support),
+                                ("--k-query", config.k_query, config.k_query / default.k_query),
+                                ("--hidden", hidden, sum(config.sizes[1:]) / sum(default.sizes[1:]))]
+    growth["width"] = common + [("--hidden", hidden, _param_count(config.sizes) / _param_count(default.sizes))]
+    option, value, _ = max(growth[key], key=lambda item: item[2])
+    return f"{option} {value}"
+
+
+def check_train_size(config, eval_tasks=None):
+    """Raise :class:`mamlnp.app.guard.TooLarge` if ``config`` (and a final evaluation on ``eval_tasks`` test
+    tasks) cannot fit in memory; the message names the option responsible. Called before anything is written."""
+    parts = estimate_train_memory(config)
+    for key, estimate in parts.items():
+        check_memory(estimate, _culprit(config, key), _DETAIL[key])
+    if eval_tasks is not None:
+        check_memory(estimate_eval_memory(config.sizes, ks=(5, 10, 20), steps=10, tasks=eval_tasks),
+                     f"--eval-tasks {eval_tasks}", "the final evaluation: test tasks × 120 points × hidden units "
+                                                  "× 11 step counts, and one parameter copy per task")
+    check_memory(sum(parts.values()), "these settings together", " + ".join(
+        f"{k} {format_bytes(v)}" for k, v in parts.items()))
+
+
+def seconds_per_iteration(config, iterations=20):
+    """Mean wall time of one training iteration of ``config``, from a short warm-up on throwaway copies.
+
+    Uses its own generator (seeded from ``config.seed`` but not the training stream), so timing a run never
+    changes its numbers.
+    """
+    rng = np.random.default_rng([config.seed, 0x7157])
+    params = init_mlp(list(config.sizes), rng, scheme=config.init)
+    optimizer = make_optimizer(config)
+    state = optimizer.init(params)
+    family, gradient_fn = TASKS[config.task](), ALGORITHMS[config.algorithm]
+    times = []
+    for _ in range(iterations + 1):
+        t0 = time.perf_counter()
+        support, query, _ = family.sample(rng, config.meta_batch, config.k_support, config.k_query)
+        with np.errstate(all="ignore"):
+            _, grads = gradient_fn(params, support, query, inner_lr=config.inner_lr, inner_steps=config.inner_steps,
+                                   loss="mse", activation=config.activation)
+            params, state = optimizer.update(grads, state, params)
+        times.append(time.perf_counter() - t0)
+    return float(np.mean(times[1:]))  # the first call pays for imports and allocations
+
+
 def make_optimizer(config):
     return OPTIMIZERS[config.optimizer](lr=config.meta_lr)
 
@@ -224,6 +309,10 @@ def _check_resumable(ckpt, config):
         raise CheckpointError(f"{ckpt.path}: checkpoint has no PCG64 generator state to resume from")
     if ckpt.opt_state is None:
         raise CheckpointError(f"{ckpt.path}: checkpoint has no optimizer state to resume from")
+    expected = sorted(make_optimizer(config).init(ckpt.params))
+    if sorted(ckpt.opt_state) != expected:
+        raise CheckpointError(f"{ckpt.path}: the optimizer state holds {sorted(ckpt.opt_state)}, but "
+                              f"{config.optimizer} needs {expected}")
     return iteration
 
 
@@ -245,18 +334,39 @@ def train(config, out=None, *, resume=False, overwrite=False, checkpoint_every=1
     for name, value in (("checkpoint_every", checkpoint_every), ("eval_every", eval_every), ("eval_tasks", eval_tasks)):
         if not _is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    ckpt_file = None
-    if out is not None:
-        out = Path(out)
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"output folder {str(out)!r} exists and is a file, not a directory")
-        ckpt_file = out / CHECKPOINT_NAME
-        if not resume and ckpt_file.exists() and not overwrite:
-            raise FileExistsError(f"{str(out)!r} already holds a checkpoint; resume it, allow overwriting, "
-                                  f"or choose another output folder")
-    elif resume:
-        raise ValueError("resume=True needs the output folder that holds the checkpoint")
+    if out is None:
+        if resume:
+            raise ValueError("resume=True needs the output folder that holds the checkpoint")
+        return _train(config, None, resume=False, checkpoint_every=checkpoint_every, eval_every=eval_every,
+                      eval_tasks=eval_tasks, eval_seed=eval_seed, progress=progress, verbose=verbose, label=label)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {str(out)!r} exists and is a file, not a directory")
+    if resume and not (out / CHECKPOINT_NAME).is_file():
+        read_checkpoint(out)  # raises CheckpointError naming the missing file
+    check_train_size(config)
+    created = make_folder(out)
+    try:
+        # one job per folder: a second job would race this one for checkpoint.npz and both could report success
+        with run_lock(out):
+            ckpt_file = out / CHECKPOINT_NAME
+            if not resume and ckpt_file.exists() and not overwrite:
+                raise FileExistsError(f"{str(out)!r} already holds a checkpoint; resume it, allow overwriting, "
+                                      f"or choose another output folder")
+            clean_stale_temp_files(out, CHECKPOINT_FILES)  # left by a job killed mid-write; we hold the lock
+            if resume:
+                sync_sidecar(ckpt_file)  # a job killed between the .npz and its JSON copy left no JSON
+            return _train(config, ckpt_file, resume=resume, checkpoint_every=checkpoint_every,
+                          eval_every=eval_every, eval_tasks=eval_tasks, eval_seed=eval_seed, progress=progress,
+                          verbose=verbose, label=label)
+    except BaseException:
+        if created and not (out / CHECKPOINT_NAME).exists():
+            remove_created(created)  # a new run that failed before its first checkpoint leaves nothing behind
+        raise
 
+
+def _train(config, ckpt_file, *, resume, checkpoint_every, eval_every, eval_tasks, eval_seed, progress, verbose,
+           label):
     task_family = TASKS[config.task]()
     gradient_fn = ALGORITHMS[config.algorithm]
     optimizer = make_optimizer(config)

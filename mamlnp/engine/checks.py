@@ -94,12 +94,35 @@ def _float64_copy(params, name):
 
 
 def _check_finite_args(args):
-    """Data passed through ``*args`` must be finite too: a NaN there would only show up as a failed check."""
-    for k, arg in enumerate(args):
-        if isinstance(arg, (np.ndarray, float, np.floating)) and np.asarray(arg).dtype.kind in "fc":
+    """Data passed through ``*args`` must be finite too: a NaN there would only show up as a failed check.
+
+    Arrays and floats are checked wherever they sit inside lists, tuples and dicts (``(x, y)`` pairs, data
+    given as nested Python lists)."""
+
+    def walk(arg, path):
+        if isinstance(arg, (list, tuple)):
+            for i, child in enumerate(arg):
+                walk(child, f"{path}[{i}]")
+        elif isinstance(arg, dict):
+            for key, child in arg.items():
+                walk(child, f"{path}[{key!r}]")
+        elif isinstance(arg, (np.ndarray, float, np.floating)) and np.asarray(arg).dtype.kind in "fc":
             if not np.all(np.isfinite(arg)):
-                raise ValueError(f"args[{k}] (shape {np.shape(arg)}) contains NaN or inf; finite differences need "
+                raise ValueError(f"{path} (shape {np.shape(arg)}) contains NaN or inf; finite differences need "
                                  "finite inputs")
+
+    for k, arg in enumerate(args):
+        walk(arg, f"args[{k}]")
+
+
+def _check_step_and_tolerance(eps, rtol):
+    """``eps`` and ``rtol`` must be positive finite numbers: ε = 0 divides by zero, and a NaN makes every
+    comparison false, so the check could neither pass nor fail for a reason."""
+    for name, value in (("eps", eps), ("rtol", rtol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a positive finite number, got {value!r} ({type(value).__name__})")
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _scalar(value, what):
@@ -115,6 +138,7 @@ def check_grad(f, params, *args, eps=1e-6, rtol=DEFAULT_RTOL):
     Returns a :class:`CheckResult` (truthy if the worst relative error ≤ ``rtol``). Costs 2n evaluations
     of f for n parameters: meant for small models.
     """
+    _check_step_and_tolerance(eps, rtol)
     leaves, treedef = _float64_copy(params, "params")
     _check_finite_args(args)
     base = tree_unflatten(treedef, leaves)
@@ -145,6 +169,7 @@ def check_hvp(f, params, v, *args, eps=1e-5, rtol=DEFAULT_RTOL):
     The gradients inside the difference come from the engine's reverse mode (check it first with
     :func:`check_grad`); the HVP under test comes from the second-order rules only.
     """
+    _check_step_and_tolerance(eps, rtol)
     leaves, treedef = _float64_copy(params, "params")
     _check_finite_args(args)
     v_leaves = [np.array(x, dtype=np.float64) for x in check_same_structure(v, params, "v")]

@@ -80,6 +80,12 @@ def _describe(treedef):
     return f"[{inner}]" if kind is list else f"({inner})"
 
 
+def _short(text, limit=240):
+    """``text`` cut to ``limit`` characters: a structure given as nested Python lists can describe itself in
+    thousands of characters, which buries the message."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 def check_same_structure(tree, reference, name, ref_name="params"):
     """Raise ValueError unless ``tree`` has the structure and leaf shapes of ``reference``.
 
@@ -89,8 +95,10 @@ def check_same_structure(tree, reference, name, ref_name="params"):
     ref_leaves, ref_def = tree_flatten(reference)
     if treedef != ref_def:
         raise ValueError(
-            f"{name} has structure {_describe(treedef)} but {ref_name} has structure {_describe(ref_def)}; "
-            f"{name} must mirror {ref_name} leaf for leaf"
+            f"{name} has structure {_short(_describe(treedef))} but {ref_name} has structure "
+            f"{_short(_describe(ref_def))}; {name} must mirror {ref_name} leaf for leaf"
+            + ("; its leaves include plain Python numbers: give each leaf as a numpy array, not a nested list"
+               if any(isinstance(x, (int, float)) for x in leaves) else "")
         )
     out = []
     for path, leaf, ref in zip(leaf_paths(treedef, name), leaves, ref_leaves):
