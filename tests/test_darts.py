@@ -175,3 +175,21 @@ def test_bad_input_is_refused_with_a_clear_message(rng):
         darts.train_architectures(weights, np.full((3, 2), 7), data, steps=1)
     with pytest.raises(ValueError, match="samples must be"):
         darts.random_search(rng, lambda n: darts.init_weights(rng, n), data, samples=26, steps=1)
+
+
+def test_ranks_and_ground_truth_shapes(rng):
+    errors = np.array([[0.3, 0.1, 0.2, 0.1], [1.0, 2.0, 3.0, 4.0]])
+    np.testing.assert_array_equal(darts.ranks_of(errors, [0, 3]), [4, 4])
+    np.testing.assert_array_equal(darts.ranks_of(errors, [1, 0]), [1, 1])
+    data = darts.sample_search_data(rng, 2, n_train=5, n_val=5, n_test=5)
+    truth = darts.ground_truth(data, hidden=(3, 3), steps=2, seeds=(0, 1))
+    assert truth["test"].shape == (2, 25)
+
+
+def test_gradient_agreement_is_perfect_for_first_order_at_zero_steps(rng):
+    data, weights, arch = setup(rng, operations=SMOOTH)
+    out = darts.gradient_agreement(weights, arch, data, inner_lr=0.1, inner_steps=0, operations=SMOOTH)
+    np.testing.assert_allclose(out["first_order"]["cosine"], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(out["first_order"]["relative_error"], 0.0, atol=1e-12)
+    out = darts.gradient_agreement(weights, arch, data, inner_lr=0.1, inner_steps=1, operations=SMOOTH)
+    assert np.all(out["darts"]["relative_error"] < 1e-3)

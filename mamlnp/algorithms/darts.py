@@ -57,6 +57,7 @@ __all__ = [
     "OPERATIONS", "network", "mixed_operation", "softmax", "task_mse_of", "init_weights", "init_arch",
     "bilevel_objective", "architecture_gradient", "darts_search", "derive_architecture", "enumerate_architectures",
     "one_hot_mixing", "train_architectures", "random_search", "SearchData", "sample_search_data", "GRADIENT_METHODS",
+    "architecture_id", "ground_truth", "ranks_of", "gradient_agreement",
 ]
 
 OPERATIONS = ("relu", "tanh", "softplus", "identity", "zero")
@@ -382,3 +383,52 @@ def random_search(rng, weights_fn, data, *, samples, steps, lr=0.01, layers=2, o
                                     steps=steps, lr=lr, operations=operations)
     best = np.argmin(errors["val"].reshape(tasks, samples), axis=1)
     return all_archs[drawn[np.arange(tasks), best]]
+
+
+# ---------------------------------------------------------------------------------------- measurements
+def ground_truth(data, *, hidden=(16, 16), steps=2000, lr=0.01, seeds=(0,), operations=OPERATIONS):
+    """Every discrete architecture trained on every task, once per init seed: mean final MSEs (T, |O|^L) per split.
+
+    Columns follow :func:`enumerate_architectures`; all (task, architecture, seed) networks train in one batch.
+    """
+    layers = len(hidden)
+    archs = enumerate_architectures(layers, operations)
+    tasks, n_archs = data.task_count, len(archs)
+    rows = np.repeat(np.arange(tasks), n_archs)
+    out = {"train": 0.0, "val": 0.0, "test": 0.0}
+    for seed in seeds:
+        weights = init_weights(np.random.default_rng(seed), tasks * n_archs, hidden=hidden)
+        _, errors = train_architectures(weights, np.tile(archs, (tasks, 1)), data.take(rows), steps=steps, lr=lr,
+                                        operations=operations)
+        for name in out:
+            out[name] = out[name] + errors[name].reshape(tasks, n_archs) / len(seeds)
+    return out
+
+
+def ranks_of(errors, chosen):
+    """Rank (1 = best) of architecture ``chosen[t]`` among the row ``errors[t]`` (ties share the better rank)."""
+    errors, chosen = np.asarray(errors), np.asarray(chosen)
+    mine = errors[np.arange(len(chosen)), chosen]
+    return 1 + np.sum(errors < mine[:, None], axis=1)
+
+
+def gradient_agreement(weights, arch, data, *, inner_lr, inner_steps, operations=OPERATIONS):
+    """How far first-order and DARTS' Eq. 7–8 are from the exact hypergradient of the S-step objective.
+
+    Returns ``{method: {"cosine": (T,), "relative_error": (T,)}}`` for "first_order" and "darts", per task:
+    cos(g, g_exact) and ‖g − g_exact‖ / ‖g_exact‖ over the task's L·|O| architecture weights.
+    """
+    _, exact = architecture_gradient(weights, arch, data, method="exact", inner_lr=inner_lr, inner_steps=inner_steps,
+                                     operations=operations)
+    flat_exact = exact.reshape(exact.shape[0], -1)
+    norm_exact = np.linalg.norm(flat_exact, axis=1)
+    out = {}
+    for method in ("first_order", "darts"):
+        _, g = architecture_gradient(weights, arch, data, method=method, inner_lr=inner_lr, inner_steps=inner_steps,
+                                     operations=operations)
+        flat = g.reshape(g.shape[0], -1)
+        out[method] = {
+            "cosine": np.sum(flat * flat_exact, axis=1) / (np.linalg.norm(flat, axis=1) * norm_exact),
+            "relative_error": np.linalg.norm(flat - flat_exact, axis=1) / norm_exact,
+        }
+    return out
