@@ -97,3 +97,16 @@ def test_bad_input_is_refused():
         LinearTasks((), 0.1, 0.1)
     with pytest.raises(ValueError, match="spread must be a finite number"):
         LinearTasks((1.0,), -0.1, 0.1)
+
+
+def test_simulation_driver_matches_its_theory_and_finds_the_crossover():
+    from mamlnp.app.transfer import empirical_crossover, simulate_common_mean
+    spreads = np.array([0.05, 0.1, 0.2, 0.4])
+    out = simulate_common_mean(spreads, dim=3, k=12, noise=0.5, train_tasks=40, new_tasks=3000, meta_iterations=100)
+    for name in ("mean_only", "least_squares", "one_step", "best_step"):
+        sims = out[name]
+        tol = 4 * sims.std(axis=1) / np.sqrt(sims.shape[1])
+        assert np.all(np.abs(sims.mean(axis=1) - out["theory_" + name]) < tol), name
+    sigma = empirical_crossover(spreads, out["mean_only"] - out["least_squares"])
+    assert abs(np.log(sigma / cm.crossover_sigma("mean_only_vs_least_squares", 3, 12, 0.5))) < 0.2
+    assert np.isnan(empirical_crossover(spreads, np.ones((4, 5))))

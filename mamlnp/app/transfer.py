@@ -30,7 +30,8 @@ from ..models.nn import init_mlp, mlp
 from ..models.optim import Adam
 from ..tasks.sinusoid import SinusoidTasks
 
-__all__ = ["TransferConfig", "make_tasks", "train_independent", "train_pooled", "train_maml", "run_transfer"]
+__all__ = ["TransferConfig", "make_tasks", "train_independent", "train_pooled", "train_maml", "run_transfer",
+           "simulate_common_mean", "empirical_crossover"]
 
 
 @dataclass(frozen=True)
@@ -161,3 +162,59 @@ def run_transfer(config=TransferConfig()):
         r["maml_0"], r["maml"] = adapted(maml, support, test)
     result["shared_history"] = shared_history
     return result
+
+
+# ---------------------------------------------------------------------------------------- the closed-form case
+def simulate_common_mean(spreads, *, dim=5, k=20, noise=0.5, inner_lr=0.1, train_tasks=200, new_tasks=4000,
+                         meta_iterations=300, seed=0):
+    """Linear tasks around a common mean, for each σ in ``spreads``: learn from ``train_tasks`` tasks, test on new ones.
+
+    Per σ: h_pool = pooled least squares on all training points; h_meta = MAML's h (one step of α =
+    ``inner_lr``, :func:`mamlnp.meta.common_mean.meta_train_mean`). On ``new_tasks`` new tasks with K = ``k``
+    points, the excess risks ‖ŵ − w_t‖² (per task, same tasks for every estimator) of: ``mean_only`` (h_pool),
+    ``least_squares`` (the task alone), ``one_step`` (from h_meta, α) and ``best_step`` (from h_meta, the
+    oracle α*(σ)); and each one's closed-form expectation given the learned h (``theory_*``).
+    Returns ``{"spreads", name: (len(spreads), new_tasks), "theory_" + name: (len(spreads),)}``.
+    """
+    from ..algorithms import common_mean as cm
+    from ..tasks.linear import LinearTasks
+
+    mean = np.random.default_rng([seed, 0]).standard_normal(dim)
+    names = ("mean_only", "least_squares", "one_step", "best_step")
+    out = {"spreads": np.asarray(spreads, dtype=np.float64), "mean": mean}
+    for name in names:
+        out[name], out["theory_" + name] = [], []
+    for i, spread in enumerate(out["spreads"]):
+        family = LinearTasks(tuple(mean), float(spread), noise)
+        rng = np.random.default_rng([seed, 1, i])
+        support, query, _ = family.sample(rng, train_tasks, k, k)
+        both = tuple(np.concatenate([s, q], axis=1) for s, q in zip(support, query))
+        h_pool = cm.pooled_least_squares(both)
+        h_meta = cm.meta_train_mean(support, query, inner_lr=inner_lr, iterations=meta_iterations)
+        new_support, _, info = family.sample(np.random.default_rng([seed, 2, i]), new_tasks, k)
+        w = info["weights"]
+        best_lr = cm.best_inner_lr(spread, dim, k, noise)
+        estimates = {"mean_only": np.broadcast_to(h_pool, w.shape), "least_squares": cm.least_squares(new_support),
+                     "one_step": cm.one_step(h_meta, new_support, inner_lr),
+                     "best_step": cm.one_step(h_meta, new_support, best_lr)}
+        bias_pool, bias_meta = float(np.sum((h_pool - mean) ** 2)), float(np.sum((h_meta - mean) ** 2))
+        theory = {"mean_only": cm.risk_mean_only(spread, dim, bias_pool),
+                  "least_squares": cm.risk_least_squares(dim, k, noise),
+                  "one_step": cm.risk_one_step(spread, dim, k, noise, inner_lr, bias_meta),
+                  "best_step": cm.risk_one_step(spread, dim, k, noise, best_lr, bias_meta)}
+        for name in names:
+            out[name].append(cm.excess_risk(estimates[name], w))
+            out["theory_" + name].append(theory[name])
+    return {key: np.asarray(value) for key, value in out.items()}
+
+
+def empirical_crossover(spreads, difference):
+    """The σ where the mean of ``difference`` (len(spreads), n) changes sign, by linear interpolation in log σ
+    between the two grid points around the first sign change; ``nan`` if the sign never changes."""
+    d = np.mean(difference, axis=1)
+    change = np.flatnonzero(np.sign(d[:-1]) != np.sign(d[1:]))
+    if change.size == 0:
+        return float("nan")
+    i = change[0]
+    x0, x1 = np.log(spreads[i]), np.log(spreads[i + 1])
+    return float(np.exp(x0 + (x1 - x0) * d[i] / (d[i] - d[i + 1])))
