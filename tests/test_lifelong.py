@@ -64,3 +64,15 @@ def test_bad_input():
         run_stream(StreamConfig(tasks=2, steps_per_task=1), "oml")
     with pytest.raises(ValueError, match="steps_per_task must be a positive integer"):
         StreamConfig(steps_per_task=0)
+
+
+def test_forward_transfer_and_stream_metrics(small_runs):
+    from mamlnp.app.lifelong import forward_transfer, stream_metrics
+    e = np.array([[1.0, 4.0, 5.0], [0.5, 1.0, 3.0], [2.0, 3.0, 0.1]])
+    assert forward_transfer(e, [9.0, 6.0, 5.0]) == pytest.approx(((6.0 - 4.0) + (5.0 - 3.0)) / 2)
+    with pytest.raises(ValueError, match="one error per task"):
+        forward_transfer(e, [1.0, 2.0])
+    _, runs = small_runs
+    m = stream_metrics(runs["ftml"], "adapted")
+    assert set(m) == {"final_error", "just_learned", "forgetting", "backward_transfer", "arrival_after_S"}
+    assert m["forgetting"] == pytest.approx(average_forgetting(runs["ftml"]["adapted"]))

@@ -7,7 +7,9 @@ are available for ``steps_per_task`` optimiser steps, then the stream moves on. 
 ``joint``       trains on every task seen so far, all their points kept (multi-task training on the growing set);
 ``ftml``        follow-the-meta-leader (Finn, Rajeswaran, Kakade & Levine 2019, "Online Meta-Learning"): MAML
                 meta-updates on meta-batches drawn from every task seen so far (all their points kept), the model
-                used through S steps of adaptation on a task's points.
+                used through S steps of adaptation on a task's points;
+``maml_no_buffer``  the control: the same MAML meta-updates on the *current* task only (its points split at
+                random into support and query), no buffer — meta-learning without replay.
 
 Measurements, for each learner, after the window of each task i and for every task j ≤ i, on task j's clean test
 points: the error of the model as it is (``zero_shot``) and after ``eval_steps`` SGD steps of α on task j's training
@@ -20,7 +22,8 @@ points (``adapted``) — two N × N matrices E[i, j] (the lower triangle is what
 * speed on each new task: the error on task i *when it arrives*, after 0, 1 and ``eval_steps`` steps of α on its
   points, from the model as the stream left it (``arrival``).
 
-The buffer matters: ``joint`` and ``ftml`` keep every past task's data, ``sequential`` keeps none.
+The buffer matters: ``joint`` and ``ftml`` keep every past task's data, ``sequential`` and ``maml_no_buffer`` keep
+none — which is what separates the effect of meta-learning from the effect of replay.
 """
 from __future__ import annotations
 
@@ -34,9 +37,10 @@ from ..models.nn import init_mlp
 from ..models.optim import Adam
 from ..tasks.sinusoid import SinusoidTasks
 
-__all__ = ["StreamConfig", "make_stream", "run_stream", "average_forgetting", "backward_transfer", "LEARNERS"]
+__all__ = ["StreamConfig", "make_stream", "run_stream", "average_forgetting", "backward_transfer", "forward_transfer",
+           "stream_metrics", "LEARNERS"]
 
-LEARNERS = ("sequential", "joint", "ftml")
+LEARNERS = ("sequential", "joint", "ftml", "maml_no_buffer")
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,10 @@ def _gradient(learner, params, rng, train, current, config):
     elif learner == "joint":
         x, y = train[0][:current + 1], train[1][:current + 1]
     else:  # ftml: a meta-batch from the buffer of all tasks seen so far (with replacement while it is small)
-        pick = rng.integers(0, current + 1, size=config.meta_batch)
+        if learner == "ftml":
+            pick = rng.integers(0, current + 1, size=config.meta_batch)
+        else:  # maml_no_buffer: meta_batch random splits of the current task
+            pick = np.full(config.meta_batch, current)
         support, query = _split_halves(rng, train[0][pick], train[1][pick])
         return maml_gradient(params, support, query, inner_lr=config.inner_lr, inner_steps=1)[1]
     half = x.shape[1] // 2
@@ -149,3 +156,23 @@ def backward_transfer(matrix):
     e = _check_matrix(matrix)
     last = e.shape[0] - 1
     return float(np.mean([e[j, j] - e[last, j] for j in range(last)]))
+
+
+def forward_transfer(matrix, baseline):
+    """mean_{j ≥ 1} [ b_j − E[j−1, j] ]: how much lower task j's error is *before* training on it than that of the
+    initial network (``baseline`` b_j) — GEM's forward transfer with accuracy replaced by −error."""
+    e = _check_matrix(matrix)
+    b = np.asarray(baseline, dtype=np.float64)
+    if b.shape != (e.shape[0],):
+        raise ValueError(f"baseline must hold one error per task, shape ({e.shape[0]},); got {b.shape}")
+    return float(np.mean([b[j] - e[j - 1, j] for j in range(1, e.shape[0])]))
+
+
+def stream_metrics(run, mode):
+    """The summary numbers of one stream for ``mode`` in ("zero_shot", "adapted")."""
+    if mode not in ("zero_shot", "adapted"):
+        raise ValueError(f"mode must be 'zero_shot' or 'adapted', got {mode!r}")
+    e = run[mode]
+    return {"final_error": float(np.mean(e[-1])), "just_learned": float(np.mean(np.diag(e))),
+            "forgetting": average_forgetting(e), "backward_transfer": backward_transfer(e),
+            "arrival_after_S": float(np.mean(run["arrival"][1:, -1]))}
