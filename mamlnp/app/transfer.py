@@ -174,7 +174,8 @@ def simulate_common_mean(spreads, *, dim=5, k=20, noise=0.5, inner_lr=0.1, train
     points, the excess risks ‖ŵ − w_t‖² (per task, same tasks for every estimator) of: ``mean_only`` (h_pool),
     ``least_squares`` (the task alone), ``one_step`` (from h_meta, α) and ``best_step`` (from h_meta, the
     oracle α*(σ)); and each one's closed-form expectation given the learned h (``theory_*``).
-    Returns ``{"spreads", name: (len(spreads), new_tasks), "theory_" + name: (len(spreads),)}``.
+    Returns ``{"spreads", name: (len(spreads), new_tasks), "theory_" + name: (len(spreads),), "bias_pooled",
+    "bias_meta": ‖h − w̄‖² (len(spreads),)}``.
     """
     from ..algorithms import common_mean as cm
     from ..tasks.linear import LinearTasks
@@ -205,6 +206,8 @@ def simulate_common_mean(spreads, *, dim=5, k=20, noise=0.5, inner_lr=0.1, train
         for name in names:
             out[name].append(cm.excess_risk(estimates[name], w))
             out["theory_" + name].append(theory[name])
+        out.setdefault("bias_pooled", []).append(bias_pool)
+        out.setdefault("bias_meta", []).append(bias_meta)
     return {key: np.asarray(value) for key, value in out.items()}
 
 
