@@ -169,10 +169,16 @@ def forward_transfer(matrix, baseline):
 
 
 def stream_metrics(run, mode):
-    """The summary numbers of one stream for ``mode`` in ("zero_shot", "adapted")."""
+    """The summary numbers of one stream for ``mode`` in ("zero_shot", "adapted").
+
+    ``arrival_after_S`` is the *median* over the new tasks (task 0 excepted) of the error after S steps on arrival:
+    S SGD steps of α can diverge on a network not trained to be adapted, and one diverged task would make a mean
+    meaningless.
+    """
     if mode not in ("zero_shot", "adapted"):
         raise ValueError(f"mode must be 'zero_shot' or 'adapted', got {mode!r}")
     e = run[mode]
+    arrival = np.where(np.isnan(run["arrival"][1:, -1]), np.inf, run["arrival"][1:, -1])  # diverged = infinitely bad
     return {"final_error": float(np.mean(e[-1])), "just_learned": float(np.mean(np.diag(e))),
             "forgetting": average_forgetting(e), "backward_transfer": backward_transfer(e),
-            "arrival_after_S": float(np.mean(run["arrival"][1:, -1]))}
+            "arrival_after_S": float(np.median(arrival))}
