@@ -5,6 +5,9 @@
 ``reptile``        Reptile's pseudo-gradient θ − mean θ^(S)
 ``multitask``      plain multi-task training, and the article's §4 loop (which is the same update)
 ``handwritten``    one MAML step derived by hand in NumPy, no engine: a reference for tests and ``bench``
+``common_mean``    linear tasks around a common mean: closed-form risks and crossovers (Denevi et al. 2018)
+``hard_sharing``   multi-task learning with a shared body and a head per task
+``darts``          architecture search as a bilevel problem (DARTS): first-order, Eq. 7–8 and exact hypergradients
 =================  ========================================================================================
 
 Every algorithm is vectorised over a leading task axis and takes its per-task loss either as an MLP
@@ -16,6 +19,7 @@ from .maml import (adapt, adaptation_losses, fomaml_gradient, maml_gradient, met
                    validate_meta_batch)
 from .multitask import article_section4_gradient, multitask_gradient
 from .reptile import reptile_gradient
+from . import common_mean, darts, hard_sharing
 
 __all__ = [
     "meta_gradient", "maml_gradient", "adapt", "adaptation_losses", "fomaml_gradient", "reptile_gradient",
