@@ -143,6 +143,9 @@ def build_parser():
                    help=f"seed of the test tasks (default {DEFAULT_EVAL_SEED})")
     r.add_argument("--quiet", action="store_true", help="no progress bar or progress lines (errors still print)")
 
+    from .omniglot import add_train_parser as _add_omniglot  # the omniglot family's options live with its logic
+    _add_omniglot(families, positive_int, nonnegative_int, positive_float)
+
     e = sub.add_parser("evaluate", help="mean query MSE ± 95%% CI of checkpoints on seeded test tasks",
                        description="Evaluate checkpoints on a fixed, seeded set of new sinusoid tasks: adapt with S "
                                    "inner SGD steps of size α on K support points, report the mean query MSE "
@@ -155,6 +158,7 @@ def build_parser():
     e.add_argument("--no-median", action="store_true",
                    help="print only the mean ± CI table (not the median and worse-than-unadapted tables)")
     e.add_argument("--digits", type=nonnegative_int, default=3, help="decimals in the table (default 3)")
+    _add_omniglot_data_options(e)
 
     p = sub.add_parser("plot", help="Figure-2 and Figure-3 style PNGs of a checkpoint",
                        description="Draw PREFIX_adaptation.png (ground truth, K support points, prediction before "
@@ -168,10 +172,21 @@ def build_parser():
     p.add_argument("--prefix", default="sinusoid", help="file name prefix (default sinusoid)")
     _add_eval_options(p)
     p.add_argument("--max-steps", type=positive_int, default=10, help="last step count on the x-axis (default 10)")
+    _add_omniglot_data_options(p)
 
     b = sub.add_parser("bench", help="benchmarks (arguments go to mamlnp.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _add_omniglot_data_options(p):
+    p.add_argument("--data-dir", metavar="DIR", help="omniglot checkpoints: the folder of the Omniglot zips")
+    p.add_argument("--cache-dir", metavar="DIR", help="omniglot checkpoints: decoded-array cache folder")
+
+
+def _is_omniglot(paths):
+    from .omniglot import is_omniglot_checkpoint
+    return any(is_omniglot_checkpoint(p) for p in paths)
 
 
 def _add_eval_options(p):
@@ -283,6 +298,9 @@ def _explicit_overrides(args):
 
 
 def _cmd_train(args):
+    if args.task == "omniglot":
+        from .omniglot import cmd_train
+        return cmd_train(args, UsageError)
     started = time.perf_counter()
     overrides = _explicit_overrides(args)
     figures_dir = Path(args.figures)
@@ -356,6 +374,9 @@ def _cmd_train(args):
 
 
 def _cmd_evaluate(args):
+    if _is_omniglot(args.checkpoints):
+        from .omniglot import cmd_evaluate
+        return cmd_evaluate(args, UsageError)
     ckpts = [read_checkpoint(p) for p in args.checkpoints]
     results = _labels_unique(_evaluate_checkpoints(ckpts, ks=args.k, steps=args.steps, tasks=args.tasks,
                                                    seed=args.seed, k_query=args.k_query, inner_lr=args.inner_lr))
@@ -369,6 +390,9 @@ def _cmd_evaluate(args):
 
 
 def _cmd_plot(args):
+    if _is_omniglot([args.checkpoint]):
+        from .omniglot import cmd_plot
+        return cmd_plot(args, UsageError)
     main_ckpt = read_checkpoint(args.checkpoint)
     ckpts = [main_ckpt]
     if args.baseline:
