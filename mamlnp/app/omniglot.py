@@ -701,10 +701,10 @@ def cmd_plot(args, usage_error):
         raise usage_error(str(err)) from None
     out_dir = Path(args.out_dir)
     prefix = args.prefix if args.prefix != "sinusoid" else "omniglot"
-    grid = plot_task_grid(ckpt.params, cfg, data, out_dir / f"{prefix}_tasks.png", seed=args.seed)
-    curve = plot_accuracy_vs_steps([(_label(ckpt.metadata), ckpt.params, cfg)], data,
-                                   out_dir / f"{prefix}_accuracy_vs_steps.png", tasks=min(args.tasks, 200),
-                                   seed=args.seed, max_steps=args.max_steps)
+    grid, curve = out_dir / f"{prefix}_tasks.png", out_dir / f"{prefix}_accuracy_vs_steps.png"
+    plot_task_grid(ckpt.params, cfg, data, grid, seed=args.seed)
+    plot_accuracy_vs_steps([(_label(ckpt.metadata), ckpt.params, cfg)], data, curve, tasks=min(args.tasks, 200),
+                           seed=args.seed, max_steps=args.max_steps)
     for f in (grid, curve):
         print(f)
     return 0

@@ -1,4 +1,8 @@
-"""Omniglot figures: a grid of test tasks with the model's predictions, and accuracy against adaptation steps."""
+"""Omniglot figures: a grid of test tasks with the model's predictions, and accuracy against adaptation steps.
+
+Each function builds a ``matplotlib.figure.Figure`` (no pyplot), saves it as a PNG at ``path`` (unless None) and
+returns the Figure.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +17,8 @@ from ..models.fewshot import classifier, classifier_loss, embed
 from ..tasks.omniglot import OmniglotTasks
 from .omniglot import DEFAULT_EVAL_SEED, _method_accuracy, summarize_accuracy
 
-__all__ = ["plot_task_grid", "plot_accuracy_vs_steps", "predict"]
+__all__ = ["plot_task_grid", "plot_accuracy_vs_steps", "predict", "first_layer_filters", "plot_filters",
+           "embedding_coordinates", "plot_embeddings"]
 
 
 def _save(fig, path):
@@ -70,7 +75,9 @@ def plot_task_grid(params, config, data, path, *, tasks=4, seed=DEFAULT_EVAL_SEE
             ax.set_yticks([])
     fig.suptitle(f"{ways}-way 1-shot test tasks ({where}): support | queries with predicted class", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    if path is not None:
+        _save(fig, path)
+    return fig
 
 
 def plot_accuracy_vs_steps(models, data, path, *, tasks=200, seed=DEFAULT_EVAL_SEED, max_steps=10, ways=None,
@@ -106,4 +113,55 @@ def plot_accuracy_vs_steps(models, data, path, *, tasks=200, seed=DEFAULT_EVAL_S
     ax.set_title(f"{ways}-way {shots}-shot, {tasks} tasks from {where}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    if path is not None:
+        _save(fig, path)
+    return fig
+
+
+def first_layer_filters(params, count=8):
+    """The ``count`` first-layer units with the largest weight norm, as 28×28 images (count, 28, 28)."""
+    w = np.asarray(params[0])
+    order = np.argsort(-np.linalg.norm(w, axis=0), kind="stable")[:count]
+    return w[:, order].T.reshape(count, 28, 28)
+
+
+def plot_filters(models, path=None, *, count=8):
+    """One row per ``(label, params)``: its first-layer weights with the largest norms (red +, blue −)."""
+    fig = Figure(figsize=(1.1 * count, 1.25 * len(models)))
+    axes = fig.subplots(len(models), count, squeeze=False)
+    for row, (label, params) in enumerate(models):
+        for j, filt in enumerate(first_layer_filters(params, count)):
+            ax = axes[row, j]
+            lim = np.abs(filt).max() or 1.0
+            ax.imshow(filt, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle("first-layer weights (784 → 256), the units with the largest norms", fontsize=9)
+    fig.tight_layout()
+    if path is not None:
+        _save(fig, path)
+    return fig
+
+
+def embedding_coordinates(features, dims=2):
+    """Principal-component coordinates (n, dims) of features (n, d): centre, then project on the top singular vectors."""
+    centred = np.asarray(features, dtype=np.float64) - np.mean(features, axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:dims].T
+
+
+def plot_embeddings(panels, labels, path=None):
+    """Scatter the first two principal components of each ``(title, features (n, d))`` panel, coloured by ``labels``."""
+    fig = Figure(figsize=(4.2 * len(panels), 3.8))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, features) in zip(axes, panels):
+        xy = embedding_coordinates(features)
+        ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=12)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    if path is not None:
+        _save(fig, path)
+    return fig
