@@ -363,10 +363,11 @@ def train_omniglot(config, data, out=None, *, resume=False, overwrite=False, che
         if verbose:
             tqdm.write(line, file=sys.stderr)
 
+    inner = "" if config.algorithm in ("protonet", "pretrain") else f"α={config.inner_lr}, S={config.inner_steps}, "
     say(f"[{config.algorithm}] {config.ways}-way {config.shots}-shot on {config.split} "
         f"({data.train.num_characters} characters{' × 4 rotations' if config.rotate else ''}), iterations {start}"
-        f"→{config.iters}, meta-batch {config.meta_batch}, α={config.inner_lr}, S={config.inner_steps}, "
-        f"{config.optimizer} lr={config.meta_lr}, seed {config.seed}")
+        f"→{config.iters}, meta-batch {config.meta_batch}, {inner}{config.optimizer} lr={config.meta_lr}, "
+        f"seed {config.seed}")
     done, snapshot = start, (start, rng.bit_generator.state)
     try:
         for it in range(start, config.iters):
