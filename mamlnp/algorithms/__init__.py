@@ -5,6 +5,8 @@
 ``reptile``        Reptile's pseudo-gradient θ − mean θ^(S)
 ``multitask``      plain multi-task training, and the article's §4 loop (which is the same update)
 ``handwritten``    one MAML step derived by hand in NumPy, no engine: a reference for tests and ``bench``
+``protonet``       prototypical networks (metric-based): ``prototypical_logits``, ``protonet_gradient``
+``fewshot``        few-shot classifiers at test time: adapted / prototype / pixel-NN / scratch / fresh-head accuracy
 =================  ========================================================================================
 
 Every algorithm is vectorised over a leading task axis and takes its per-task loss either as an MLP
@@ -15,11 +17,13 @@ May import: ``mamlnp.engine``, ``mamlnp.models``. Never the application (``mamln
 from .maml import (adapt, adaptation_losses, fomaml_gradient, maml_gradient, meta_gradient, task_loss_fn,
                    validate_meta_batch)
 from .multitask import article_section4_gradient, multitask_gradient
+from .protonet import protonet_gradient, prototypical_logits
 from .reptile import reptile_gradient
 
 __all__ = [
     "meta_gradient", "maml_gradient", "adapt", "adaptation_losses", "fomaml_gradient", "reptile_gradient",
     "multitask_gradient", "article_section4_gradient", "task_loss_fn", "validate_meta_batch", "ALGORITHMS",
+    "prototypical_logits", "protonet_gradient",
 ]
 
 # name -> gradient function(params, support, query, *, inner_lr, inner_steps, loss, activation)

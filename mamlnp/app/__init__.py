@@ -9,6 +9,9 @@
 ``bench``     timing and memory benchmarks (interleaved blocks, medians)
 ``perf``      the allocator setting the benchmarks and CLI use
 ``notebook``  fast mode and figure saving for the chapters
+``omniglot``  the ``train omniglot`` family: config, training loop, evaluation (CIs, Lake's runs), CLI commands
+``omniglot_plots``  task grids, accuracy vs steps, first-layer filters, embeddings
+``omniglot_bench``  ``bench omniglot``: the Omniglot meta-step against torch.func, time and peak memory
 ============  ============================================================================================
 
 May import everything else in mamlnp; nothing outside ``app`` imports from it (the exercises aside).

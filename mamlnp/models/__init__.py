@@ -4,6 +4,7 @@
 ``nn``       the MLP of the MAML paper (``mlp``, ``init_mlp``) and its activations
 ``losses``   per-task losses (mean within each task, one value per task): MSE, cross-entropy
 ``optim``    functional SGD and Adam over parameter pytrees (state in, state out; nothing mutated)
+``fewshot``  the MAML paper's Omniglot MLP with per-task normalization (``classifier``, ``embed``)
 ===========  =============================================================================================
 
 May import: ``mamlnp.engine``.

@@ -3,6 +3,7 @@
 =============  ===========================================================================================
 ``sinusoid``   the regression tasks of Finn et al. 2017 (amplitude, phase), ``SinusoidTasks``
 ``quadratic``  quadratic tasks whose bilevel problem has a closed form (chapter 3.1)
+``omniglot``   Omniglot read from its official zips, N-way K-shot episodes (chapter 5.1), ``OmniglotTasks``
 =============  ===========================================================================================
 
 May import: ``mamlnp.engine``, ``mamlnp.models``. ``mamlnp.tasks.SinusoidTasks`` and ``mamlnp.tasks.sinusoid``
