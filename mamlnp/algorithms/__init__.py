@@ -8,6 +8,8 @@
 ``common_mean``    linear tasks around a common mean: closed-form risks and crossovers (Denevi et al. 2018)
 ``hard_sharing``   multi-task learning with a shared body and a head per task
 ``darts``          architecture search as a bilevel problem (DARTS): first-order, Eq. 7–8 and exact hypergradients
+``protonet``       prototypical networks (metric-based): ``prototypical_logits``, ``protonet_gradient``
+``fewshot``        few-shot classifiers at test time: adapted / prototype / pixel-NN / scratch / fresh-head accuracy
 =================  ========================================================================================
 
 Every algorithm is vectorised over a leading task axis and takes its per-task loss either as an MLP
@@ -18,12 +20,14 @@ May import: ``mamlnp.engine``, ``mamlnp.models``. Never the application (``mamln
 from .maml import (adapt, adaptation_losses, fomaml_gradient, maml_gradient, meta_gradient, task_loss_fn,
                    validate_meta_batch)
 from .multitask import article_section4_gradient, multitask_gradient
+from .protonet import protonet_gradient, prototypical_logits
 from .reptile import reptile_gradient
 from . import common_mean, darts, hard_sharing
 
 __all__ = [
     "meta_gradient", "maml_gradient", "adapt", "adaptation_losses", "fomaml_gradient", "reptile_gradient",
     "multitask_gradient", "article_section4_gradient", "task_loss_fn", "validate_meta_batch", "ALGORITHMS",
+    "prototypical_logits", "protonet_gradient",
 ]
 
 # name -> gradient function(params, support, query, *, inner_lr, inner_steps, loss, activation)

@@ -12,6 +12,9 @@
 ``perf``      the allocator setting the benchmarks and CLI use
 ``notebook``  fast mode and figure saving for the chapters
 ``article_setting``  the article's §4 loop in its own setting (64-d inputs, 10 classes, cross-entropy)
+``omniglot``  the ``train omniglot`` family: config, training loop, evaluation (CIs, Lake's runs), CLI commands
+``omniglot_plots``  task grids, accuracy vs steps, first-layer filters, embeddings
+``omniglot_bench``  ``bench omniglot``: the Omniglot meta-step against torch.func, time and peak memory
 ============  ============================================================================================
 
 May import everything else in mamlnp; nothing outside ``app`` imports from it (the exercises aside).

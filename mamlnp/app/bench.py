@@ -6,6 +6,9 @@
                 float64/float32; with ``--torch``, the same step in PyTorch ``torch.func`` (vmap + grad of grad)
                 timed in the same run, if torch is installed (it is never a dependency of mamlnp).
 
+``bench omniglot``  the Omniglot 5-way 1-shot meta-step (T = 32) against torch.func, time and peak memory
+                (:mod:`mamlnp.app.omniglot_bench`).
+
 Timings are the median over ``--repeats`` blocks of ``--steps`` meta-steps after a warm-up. Run with
 ``OMP_NUM_THREADS=1`` for single-thread figures comparable across machines.
 """
@@ -278,7 +281,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mamlnp bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
-    for name, fn, steps in (("hvp", bench_hvp, 200), ("meta", bench_meta, 200)):
+    from .omniglot_bench import bench_omniglot  # article §5.1's meta-step against torch.func
+    for name, fn, steps in (("hvp", bench_hvp, 200), ("meta", bench_meta, 200), ("omniglot", bench_omniglot, 5)):
         p = sub.add_parser(name, help=fn.__doc__)
         p.add_argument("--steps", type=int, default=steps, help="calls per timed block (default %(default)s)")
         p.add_argument("--repeats", type=int, default=7, help="timed blocks; the median is reported (default %(default)s)")

@@ -186,6 +186,9 @@ def build_parser():
                    help=f"seed of the test tasks (default {DEFAULT_EVAL_SEED})")
     r.add_argument("--quiet", action="store_true", help="no progress bar or progress lines (errors still print)")
 
+    from .omniglot import add_train_parser as _add_omniglot  # the omniglot family's options live with its logic
+    _add_omniglot(families, positive_int, nonnegative_int, positive_float)
+
     e = sub.add_parser("evaluate", help="mean query MSE ± 95%% CI of checkpoints on seeded test tasks",
                        description="Evaluate checkpoints on a fixed, seeded set of new sinusoid tasks: adapt with S "
                                    "inner SGD steps of size α on K support points, report the mean query MSE "
@@ -198,6 +201,7 @@ def build_parser():
     e.add_argument("--no-median", action="store_true",
                    help="print only the mean ± CI table (not the median and worse-than-unadapted tables)")
     e.add_argument("--digits", type=digits, default=3, help="decimals in the table, 0 to 15 (default 3)")
+    _add_omniglot_data_options(e)
 
     p = sub.add_parser("plot", help="Figure-2 and Figure-3 style PNGs of a checkpoint",
                        description="Draw PREFIX_adaptation.png (ground truth, K support points, prediction before "
@@ -213,12 +217,23 @@ def build_parser():
     p.add_argument("--prefix", default="sinusoid", help="file name prefix (default sinusoid)")
     _add_eval_options(p)
     p.add_argument("--max-steps", type=positive_int, default=10, help="last step count on the x-axis (default 10)")
+    _add_omniglot_data_options(p)
 
     b = sub.add_parser("bench", help="benchmarks (arguments go to mamlnp.bench)", add_help=False)
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
     g = sub.add_parser("grade", help="grade students' copies of a chapter notebook (see grade --help)", add_help=False)
     g.add_argument("grade_args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _add_omniglot_data_options(p):
+    p.add_argument("--data-dir", metavar="DIR", help="omniglot checkpoints: the folder of the Omniglot zips")
+    p.add_argument("--cache-dir", metavar="DIR", help="omniglot checkpoints: decoded-array cache folder")
+
+
+def _is_omniglot(paths):
+    from .omniglot import is_omniglot_checkpoint
+    return any(is_omniglot_checkpoint(p) for p in paths)
 
 
 def _add_eval_options(p):
@@ -390,6 +405,9 @@ def _probe_params(config):
 
 
 def _cmd_train(args):
+    if args.task == "omniglot":
+        from .omniglot import cmd_train
+        return cmd_train(args, UsageError)
     started = time.perf_counter()
     overrides = _explicit_overrides(args)
     if args.resume:
@@ -502,6 +520,9 @@ def _check_eval_size(ckpts, *, ks, steps, tasks, k_query):
 
 
 def _cmd_evaluate(args):
+    if _is_omniglot(args.checkpoints):
+        from .omniglot import cmd_evaluate
+        return cmd_evaluate(args, UsageError)
     ckpts = [read_checkpoint(p) for p in args.checkpoints]
     _check_eval_size(ckpts, ks=args.k, steps=args.steps, tasks=args.tasks, k_query=args.k_query)
     results = _labels_unique(_evaluate_checkpoints(ckpts, ks=args.k, steps=args.steps, tasks=args.tasks,
@@ -516,6 +537,9 @@ def _cmd_evaluate(args):
 
 
 def _cmd_plot(args):
+    if _is_omniglot([args.checkpoint]):
+        from .omniglot import cmd_plot
+        return cmd_plot(args, UsageError)
     main_ckpt = read_checkpoint(args.checkpoint)
     ckpts = [main_ckpt]
     if args.baseline:

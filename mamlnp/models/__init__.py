@@ -5,6 +5,7 @@
 ``norm``     batch norm over each task's points (as MAML's classifier) and layer norm, from primitives
 ``losses``   per-task losses (mean within each task, one value per task): MSE, cross-entropy
 ``optim``    functional SGD and Adam over parameter pytrees (state in, state out; nothing mutated)
+``fewshot``  the MAML paper's Omniglot MLP with per-task normalization (``classifier``, ``embed``)
 ===========  =============================================================================================
 
 May import: ``mamlnp.engine``.

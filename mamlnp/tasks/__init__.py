@@ -5,6 +5,7 @@
 ``quadratic``         quadratic tasks whose bilevel problem has a closed form (chapter 3.1)
 ``permuted_classes``  N-way Gaussian classification, labels permuted per task (chapter 4, the article's setting)
 ``linear``            linear regression tasks around a common mean, w_t = w̄ + σε (chapter 5.5), ``LinearTasks``
+``omniglot``          Omniglot read from its official zips, N-way K-shot episodes (chapter 5.1), ``OmniglotTasks``
 ====================  ====================================================================================
 
 May import: ``mamlnp.engine``, ``mamlnp.models``. ``mamlnp.tasks.SinusoidTasks`` and ``mamlnp.tasks.sinusoid``
