@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .evaluate import (DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, evaluate_params, format_table,
                        result_from_curves)
+from . import navigation
 from .io import CheckpointError, has_checkpoint, read_checkpoint
 from ..algorithms import ALGORITHMS
 from ..models.nn import ACTIVATIONS
@@ -142,6 +143,8 @@ def build_parser():
     r.add_argument("--eval-seed", type=nonnegative_int, default=DEFAULT_EVAL_SEED,
                    help=f"seed of the test tasks (default {DEFAULT_EVAL_SEED})")
     r.add_argument("--quiet", action="store_true", help="no progress bar or progress lines (errors still print)")
+
+    navigation.add_parser(families, positive_int, nonnegative_int, positive_float)  # train navigation (meta-RL)
 
     e = sub.add_parser("evaluate", help="mean query MSE ± 95%% CI of checkpoints on seeded test tasks",
                        description="Evaluate checkpoints on a fixed, seeded set of new sinusoid tasks: adapt with S "
@@ -283,6 +286,8 @@ def _explicit_overrides(args):
 
 
 def _cmd_train(args):
+    if args.task == "navigation":
+        return navigation.run_job(args)
     started = time.perf_counter()
     overrides = _explicit_overrides(args)
     figures_dir = Path(args.figures)
