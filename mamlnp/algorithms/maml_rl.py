@@ -111,7 +111,8 @@ def meta_rl_gradient(params, goals, rng, *, algo="maml", inner_lr=0.5, trajector
     surrogates' fixed data: the meta-gradient is exactly that of the function of θ
     (1/T) Σ_i L^out_i(θ − α∇L^in_i(θ)) on these batches (what the finite-difference test checks).
     ``noise=(inner, outer)`` fixes the exploration noise (common random numbers); ``outer_standardize``
-    defaults to ``standardize``.
+    defaults to ``standardize``. With ``estimator="score"``, ``score_term`` is the added term (already in
+    ``grads``).
     """
     if algo not in RL_ALGORITHMS:
         raise ValueError(f"algo must be one of {RL_ALGORITHMS}, got {algo!r}")
@@ -144,10 +145,12 @@ def meta_rl_gradient(params, goals, rng, *, algo="maml", inner_lr=0.5, trajector
         g = [gi - float(inner_lr) * hi for gi, hi in zip(g, hg)]
     grads = [np.sum(gi, axis=0) for gi in g]
     after = undiscounted_returns(rolls_out).mean(axis=1)
+    score = None
     if estimator == "score":
-        grads = [a + b for a, b in zip(grads, _score_term(params, rolls_in, after, horizon))]
+        score = _score_term(params, rolls_in, after, horizon)
+        grads = [a + b for a, b in zip(grads, score)]
     return {"loss": outer.value, "grads": grads, "returns_before": before, "returns_after": after,
-            "batches": (batch_in, (x, y))}
+            "batches": (batch_in, (x, y)), "score_term": score}
 
 
 def _score_term(params, rolls_in, outer_returns, horizon):

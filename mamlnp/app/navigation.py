@@ -55,7 +55,7 @@ class NavConfig:
     """Settings of one training run (defaults: the MAML paper's point experiment, Adam instead of TRPO)."""
 
     algorithm: str = "maml"
-    iters: int = 300
+    iters: int = 200
     meta_batch: int = 20
     trajectories: int = 20
     inner_lr: float = 0.5
@@ -399,7 +399,7 @@ JOB_DESCRIPTION = """\
 Meta-train a Gaussian MLP policy (2-100-100-2 ReLU, learned log-std) on 2-D point navigation (Finn et al. 2017,
 §5.3): each task is a goal in [-0.5, 0.5]^2 the agent must find from rewards alone (reward -distance, horizon
 100). Defaults: MAML with one policy-gradient step of alpha = 0.5 on 20 trajectories per goal, 20 goals per
-meta-batch, Adam(1e-2) on the meta-gradient (the paper uses TRPO), 300 iterations, seed 0.
+meta-batch, Adam(1e-2) on the meta-gradient (the paper uses TRPO), 200 iterations, seed 0.
 
 The job then trains the pretrained baseline (multi-task policy gradient on all goals, same seed and budget)
 into DIR/baseline unless --no-baseline, evaluates everything on 40 new goals after 0-3 policy-gradient steps
