@@ -120,3 +120,32 @@ def test_adaptation_improves_the_oracle_direction_and_bad_input(setup):
     noise = tuple(np.random.default_rng(0).standard_normal((2, 3, 4, 5, 2)))
     f = meta_objective(params, goals, noise, horizon=5)
     assert f == meta_objective(params, goals, noise, horizon=5) and np.isfinite(f)
+
+
+def test_meta_sgd_gradient_matches_finite_differences_in_theta_and_alpha(setup, rng):
+    """Meta-SGD: F(θ, α) = (1/T) Σ_i L^out_i(θ − α ⊙ ∇L^in_i(θ)); both blocks of its gradient are checked."""
+    params, goals = setup
+    alphas = [rng.uniform(0.2, 0.8, np.shape(p)) for p in params]
+    out = meta_rl_gradient(params + alphas, goals, np.random.default_rng(4), algo="metasgd", trajectories=4,
+                           horizon=10)
+    (x_in, y_in), (x_out, y_out) = out["batches"]
+
+    def F(theta_alpha):
+        theta, alpha = theta_alpha[:len(params)], theta_alpha[len(params):]
+        stacked = [np.broadcast_to(p, (3,) + np.shape(p)) for p in theta]
+        g = grad(lambda p: ops.sum(surrogate_loss(p, x_in, y_in)))(stacked)
+        return float(np.mean(surrogate_loss([p - a * gi for p, a, gi in zip(stacked, alpha, g)], x_out, y_out)))
+
+    both = params + alphas
+    assert out["loss"] == pytest.approx(F(both), rel=1e-12)
+    for block in ("theta", "alpha", "both"):
+        v = [rng.standard_normal(np.shape(p)) for p in both]
+        if block == "theta":
+            v = v[:len(params)] + [np.zeros_like(a) for a in alphas]
+        elif block == "alpha":
+            v = [np.zeros_like(p) for p in params] + v[len(params):]
+        eps = 1e-6
+        fd = (F([p + eps * d for p, d in zip(both, v)]) - F([p - eps * d for p, d in zip(both, v)])) / (2 * eps)
+        assert dot(out["grads"], v) == pytest.approx(fd, rel=1e-5, abs=1e-9), block
+    with pytest.raises(ValueError, match="step-size array each"):
+        meta_rl_gradient(params + alphas[:2], goals, np.random.default_rng(4), algo="metasgd")

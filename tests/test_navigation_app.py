@@ -79,3 +79,14 @@ def test_cli_job_and_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["train", "navigation", "--iters", "0"])
     assert err.value.code == 2
+
+
+def test_meta_sgd_run_learns_step_sizes_and_is_evaluated_with_them(tmp_path):
+    params, meta, _ = nav.train_navigation(nav.NavConfig(**{**TINY, "algorithm": "metasgd", "iters": 2}),
+                                           tmp_path / "m", progress=False)
+    assert len(params) == 10 and meta["timings"]["cpu_seconds"] > 0
+    assert not np.allclose(params[5], 0.5)  # the step sizes moved
+    model = nav._model(read_checkpoint(tmp_path / "m"))
+    assert len(model) == 3 and len(model[1]) == 5
+    result = nav.evaluate_navigation([model], goals=2, steps=1, trajectories=2, hidden=(8,), include_random=False)
+    assert np.isfinite(result["rows"][0]["mean"]).all()

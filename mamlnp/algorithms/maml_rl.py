@@ -27,7 +27,10 @@ meta-objective is F(θ) = E_{τ~π_θ}[ J(θ'(θ, τ)) ], and τ's distribution 
 of τ'_i and a leave-one-out baseline (the mean over the other tasks, independent of τ_i, so unbiased).
 
 ``algo``: ``"maml"`` (the above), ``"fomaml"`` (drop ∇²L^in: ĝ = mean ∇L^out(θ'_i)), ``"pretrained"`` (plain
-multi-task policy gradient on all goals: ∇ of the mean inner surrogate at θ, no adaptation).
+multi-task policy gradient on all goals: ∇ of the mean inner surrogate at θ, no adaptation), ``"metasgd"``
+(Li et al. 2017: a step size per parameter, meta-learned with θ — the article's "learning hyperparameters";
+``params`` is then the policy's arrays followed by one α array per policy array, θ' = θ − α ⊙ ∇L^in(θ), and
+the meta-gradient is (I − ∇²L^in diag α)∇L^out for θ and −∇L^in ⊙ ∇L^out for α).
 """
 from __future__ import annotations
 
@@ -41,14 +44,24 @@ from .policy_gradient import advantages, surrogate_batch, surrogate_loss
 
 __all__ = ["RL_ALGORITHMS", "ESTIMATORS", "meta_rl_gradient", "policy_gradient_step", "adapt_policy"]
 
-RL_ALGORITHMS = ("maml", "fomaml", "pretrained")
+RL_ALGORITHMS = ("maml", "fomaml", "pretrained", "metasgd")
 ESTIMATORS = ("maml", "score")
 
 
 def _check_lr(inner_lr):
+    """α: a positive number, or (Meta-SGD) a list of finite arrays, one per parameter array."""
+    if isinstance(inner_lr, (list, tuple)):
+        for a in inner_lr:
+            if not np.all(np.isfinite(a)):
+                raise ValueError("the per-parameter step sizes (Meta-SGD's α) must be finite")
+        return
     if isinstance(inner_lr, bool) or not isinstance(inner_lr, (int, float, np.floating)) or not inner_lr > 0 \
             or not np.isfinite(inner_lr):
         raise ValueError(f"inner_lr must be a positive finite number (α > 0), got {inner_lr!r}")
+
+
+def _scaled(inner_lr, factor):
+    return [a * factor for a in inner_lr] if isinstance(inner_lr, (list, tuple)) else inner_lr * factor
 
 
 def policy_gradient_step(params, goals, rng, *, inner_lr, trajectories=20, discount=0.99, baseline="linear",
@@ -71,9 +84,12 @@ def policy_gradient_step(params, goals, rng, *, inner_lr, trajectories=20, disco
     x, y = surrogate_batch(rolls, adv)
     step = _Step(surrogate_loss, theta, x, y)
     g = step.grad()
-    lr = float(inner_lr)
-    new = [p - lr * gi for p, gi in zip(theta, g)]
-    return new, rolls, (x, y), (step if keep else None)
+    if isinstance(inner_lr, (list, tuple)):
+        new = [p - a * gi for p, a, gi in zip(theta, inner_lr, g)]
+    else:
+        lr = float(inner_lr)
+        new = [p - lr * gi for p, gi in zip(theta, g)]
+    return new, rolls, (x, y), ((step, g) if keep else None)
 
 
 def adapt_policy(params, goals, rng, *, steps, inner_lr=0.5, later_lr=None, trajectories=20, **kwargs):
@@ -84,7 +100,7 @@ def adapt_policy(params, goals, rng, *, steps, inner_lr=0.5, later_lr=None, traj
     The first step has size ``inner_lr``, later ones ``later_lr`` (default inner_lr / 2: the reference's
     0.5 then 0.25).
     """
-    later_lr = inner_lr / 2 if later_lr is None else later_lr
+    later_lr = _scaled(inner_lr, 0.5) if later_lr is None else later_lr
     goals = np.asarray(goals, dtype=np.float64)
     theta = _stack([np.asarray(p) for p in params], goals.shape[0]) if np.ndim(params[-1]) == 1 else list(params)
     out = []
@@ -126,13 +142,21 @@ def meta_rl_gradient(params, goals, rng, *, algo="maml", inner_lr=0.5, trajector
     noise_in, noise_out = (None, None) if noise is None else noise
     settings = dict(trajectories=trajectories, discount=discount, baseline=baseline, horizon=horizon, reward=reward,
                     terminate=terminate)
-    theta, rolls_in, batch_in, step = policy_gradient_step(params, goals, rng, inner_lr=inner_lr,
-                                                           standardize=standardize, noise=noise_in, keep=True,
-                                                           **settings)
+    policy = list(params)
+    if algo == "metasgd":  # params = [θ leaves…, α leaves…]: the step sizes are meta-learned too
+        if len(policy) % 2:
+            raise ValueError(f"algo='metasgd' needs params = policy arrays followed by one step-size array each; "
+                             f"got {len(policy)} arrays")
+        policy, inner_lr = policy[:len(policy) // 2], policy[len(policy) // 2:]
+        for p, a in zip(policy, inner_lr):
+            if np.shape(p) != np.shape(a):
+                raise ValueError(f"Meta-SGD step sizes must be shaped like their parameters: {np.shape(a)} vs {np.shape(p)}")
+    theta, rolls_in, batch_in, (step, g_in) = policy_gradient_step(policy, goals, rng, inner_lr=inner_lr,
+                                                                   standardize=standardize, noise=noise_in,
+                                                                   keep=True, **settings)
     before = undiscounted_returns(rolls_in).mean(axis=1)
     if algo == "pretrained":
-        g = step.grad()
-        return {"loss": step.value / T, "grads": [np.sum(gi, axis=0) / T for gi in g],
+        return {"loss": step.value / T, "grads": [np.sum(gi, axis=0) / T for gi in g_in],
                 "returns_before": before, "returns_after": None}
     rolls_out = rollout(policy_fn(theta), goals, trajectories, rng, horizon=horizon, reward=reward,
                         terminate=terminate, noise=noise_out)
@@ -143,6 +167,10 @@ def meta_rl_gradient(params, goals, rng, *, algo="maml", inner_lr=0.5, trajector
     if algo == "maml":  # (I − α ∇²L^in) ∇L^out, the HVP on the recorded inner surrogate
         hg = step.hvp(g)
         g = [gi - float(inner_lr) * hi for gi, hi in zip(g, hg)]
+    elif algo == "metasgd":  # θ' = θ − α⊙∇L^in: ∂/∂θ = (I − ∇²L^in diag α) ∇L^out, ∂/∂α = −∇L^in ⊙ ∇L^out
+        hg = step.hvp([a * gi for a, gi in zip(inner_lr, g)])
+        g_alpha = [-(gi_in * gi) for gi_in, gi in zip(g_in, g)]
+        g = [gi - hi for gi, hi in zip(g, hg)] + g_alpha
     grads = [np.sum(gi, axis=0) for gi in g]
     after = undiscounted_returns(rolls_out).mean(axis=1)
     score = None

@@ -45,6 +45,7 @@ __all__ = ["NavConfig", "train_navigation", "evaluate_navigation", "format_retur
 
 DEFAULT_NAV_EVAL_SEED = 1  # the reference test script's np.random.seed(1) for its 40 test goals (the values differ)
 LABELS = {"maml": "MAML", "fomaml": "first-order MAML", "pretrained": "pretrained (multi-task)",
+          "metasgd": "Meta-SGD (learned step sizes)",
           "random": "random initialisation", "oracle": "oracle (sees the goal)"}
 LAYOUT = ("params = [W1, b1, W2, b2, W3, b3, log_std]: the Gaussian policy's mean is the ReLU MLP of the first six "
           "(h @ W + b), log_std (2,) its state-independent log standard deviation; actions in [-1, 1] units")
@@ -151,7 +152,8 @@ def train_navigation(config, out=None, *, resume=False, overwrite=False, checkpo
         raise ValueError("resume=True needs the output folder that holds the checkpoint")
     optimizer = OPTIMIZERS[config.optimizer](lr=config.meta_lr)
     history = np.zeros(config.iters)
-    timings = {"iterations_timed": 0, "seconds": 0.0}
+    # wall seconds and this process's CPU seconds spent in iterations (on a shared machine the two differ)
+    timings = {"iterations_timed": 0, "seconds": 0.0, "cpu_seconds": 0.0}
     if resume:
         ckpt = read_checkpoint(ckpt_file)
         saved = ckpt.metadata.get("config")
@@ -177,6 +179,8 @@ def train_navigation(config, out=None, *, resume=False, overwrite=False, checkpo
     else:
         rng = np.random.default_rng(config.seed)
         params = init_policy(rng, hidden=config.hidden, init_std=config.init_std)
+        if config.algorithm == "metasgd":  # one step size per parameter, starting at α everywhere
+            params = params + [np.full_like(p, config.inner_lr) for p in params]
         opt_state = optimizer.init(params)
         start, wall_before = 0, 0.0
     segment = time.perf_counter()
@@ -206,7 +210,7 @@ def train_navigation(config, out=None, *, resume=False, overwrite=False, checkpo
     try:
         for it in range(start, config.iters):
             snapshot = (it, rng.bit_generator.state)
-            tick = time.perf_counter()
+            tick, cpu_tick = time.perf_counter(), time.process_time()
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 out_ = meta_rl_gradient(params, sample_goals(rng, config.meta_batch), rng, **settings)
                 returns = out_["returns_before"] if out_["returns_after"] is None else out_["returns_after"]
@@ -226,6 +230,7 @@ def train_navigation(config, out=None, *, resume=False, overwrite=False, checkpo
             params, opt_state, done = new_params, new_state, it + 1
             timings["iterations_timed"] += 1
             timings["seconds"] += time.perf_counter() - tick
+            timings["cpu_seconds"] = timings.get("cpu_seconds", 0.0) + time.process_time() - cpu_tick
             bar.update(1)
             if show:
                 bar.set_postfix_str(f"return {-np.mean(history[max(0, done - 10):done]):.1f}", refresh=False)
@@ -258,7 +263,8 @@ def _oracle_returns(goals, trajectories, steps, seed):
 
 def evaluate_navigation(models, *, goals=40, steps=3, trajectories=20, inner_lr=0.5, later_lr=None,
                         seed=DEFAULT_NAV_EVAL_SEED, include_random=True, include_oracle=True, hidden=(100, 100)):
-    """Per-goal returns after 0..steps policy-gradient steps for each ``(label, params)`` in ``models``.
+    """Per-goal returns after 0..steps policy-gradient steps for each ``(label, params)`` in ``models``
+    (or ``(label, params, step_sizes)`` for Meta-SGD: its learned α, halved after the first step).
 
     Returns ``{"goals": (G, 2), "rows": [{"label", "returns": (steps + 1, G) list, "mean", "ci95"}], …}``.
     Every model sees the same goals and the same exploration noise stream (a fresh Generator per model).
@@ -268,9 +274,12 @@ def evaluate_navigation(models, *, goals=40, steps=3, trajectories=20, inner_lr=
     if include_random:
         entries.append((LABELS["random"], init_policy(np.random.default_rng(seed + 10_000), hidden=hidden)))
     rows = []
-    for label, params in entries:
+    for entry in entries:
+        label, params = entry[0], entry[1]
+        lr = entry[2] if len(entry) > 2 else inner_lr  # Meta-SGD: its own per-parameter step sizes
         returns, _ = adapt_policy(params, goal_array, np.random.default_rng(seed + 1), steps=steps,
-                                  inner_lr=inner_lr, later_lr=later_lr, trajectories=trajectories)
+                                  inner_lr=lr, later_lr=later_lr if len(entry) == 2 else None,
+                                  trajectories=trajectories)
         rows.append((label, returns))
     if include_oracle:
         rows.append((LABELS["oracle"], _oracle_returns(goal_array, trajectories, steps, seed + 1)))
@@ -362,7 +371,8 @@ def add_parser(families, positive_int, nonnegative_int, positive_float):
     d = NavConfig()
     g = t.add_argument_group("what to train (defaults: the MAML paper's point experiment, Adam instead of TRPO)")
     g.add_argument("--algo", choices=RL_ALGORITHMS, default="maml",
-                   help="maml (default), fomaml (first-order), pretrained (multi-task policy gradient on all goals)")
+                   help="maml (default), fomaml (first-order), pretrained (multi-task policy gradient on all goals), "
+                        "metasgd (MAML with a meta-learned step size per parameter)")
     g.add_argument("--iters", type=positive_int, default=d.iters, help=f"meta-iterations (default {d.iters})")
     g.add_argument("--meta-batch", type=positive_int, default=d.meta_batch, metavar="T",
                    help=f"goals per meta-batch (default {d.meta_batch})")
@@ -439,20 +449,22 @@ def run_job(args):
     ckpts = [_load_policy(folder) for _, folder in runs if (folder / CHECKPOINT_NAME).exists()] + compare
     if not ckpts:
         raise CheckpointError(f"no navigation checkpoint in {str(run_dir)!r} to evaluate")
-    models = [(_label(c), c.params) for c in ckpts]
+    models = [_model(c) for c in ckpts]
     eval_lr = args.eval_lr or config.inner_lr
     tick = time.perf_counter()
     result = evaluate_navigation(models, goals=args.eval_goals, inner_lr=eval_lr, seed=args.eval_seed)
     result["eval_seconds"] = time.perf_counter() - tick
     result["models"] = [{"label": _label(c), "checkpoint": str(c.path), "iteration": c.metadata.get("iteration"),
                          "wall_time_s": c.metadata.get("wall_time_s"), "config": c.metadata.get("config"),
-                         "ms_per_iteration": _ms_per_it(c)} for c in ckpts]
+                         "ms_per_iteration": _ms_per_it(c), "cpu_ms_per_iteration": _ms_per_it(c, "cpu_seconds")}
+                        for c in ckpts]
     table = format_returns_table(result)
     head = (f"2-D navigation: average undiscounted return on {args.eval_goals} new goals (seed {args.eval_seed}) after "
             f"0-3 policy-gradient steps (alpha = {eval_lr}, then {eval_lr / 2}; 20 trajectories per goal and step), "
             "mean ± 95% CI over goals.")
     rows = [f"- {m['label']}: `{m['checkpoint']}`, {m['iteration']} iterations, {m['wall_time_s']:.0f} s "
-            f"({m['ms_per_iteration']:.0f} ms/iteration)" for m in result["models"]]
+            f"({m['ms_per_iteration']:.0f} ms/iteration wall, {m['cpu_ms_per_iteration']:.0f} ms CPU)"
+            for m in result["models"]]
     report = "\n".join([head, *rows, "", table])
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "eval.md").write_text(report + "\n", encoding="utf-8")
@@ -465,7 +477,8 @@ def run_job(args):
         figures = Path(args.figures)
         fig = plot_returns(result, figures / "navigation_returns.png")
         plt.close(fig)
-        fig = plot_trajectories(models[:2], result["goals"][0], figures / "navigation_trajectories.png",
+        drawn = [m for m in models if len(m) == 2][:2]
+        fig = plot_trajectories(drawn, result["goals"][0], figures / "navigation_trajectories.png",
                                 inner_lr=eval_lr, seed=args.eval_seed)
         plt.close(fig)
         if verbose:
@@ -473,6 +486,14 @@ def run_job(args):
     if verbose:
         print(f"wall time: {time.perf_counter() - started:.0f} s for this command")
     return 0
+
+
+def _model(ckpt):
+    """``(label, params)``, or ``(label, policy, step sizes)`` for a Meta-SGD checkpoint."""
+    if ckpt.metadata.get("algorithm") == "metasgd":
+        half = len(ckpt.params) // 2
+        return _label(ckpt), list(ckpt.params[:half]), list(ckpt.params[half:])
+    return _label(ckpt), list(ckpt.params)
 
 
 def _label(ckpt):
@@ -484,7 +505,45 @@ def _label(ckpt):
     return label
 
 
-def _ms_per_it(ckpt):
+def _ms_per_it(ckpt, key="seconds"):
     t = ckpt.metadata.get("timings") or {}
     n = t.get("iterations_timed", 0)
-    return 1e3 * t.get("seconds", 0.0) / n if n else float("nan")
+    return 1e3 * t[key] / n if n and key in t else float("nan")
+
+
+# ------------------------------------------------------------------------------------------ where the time goes
+def profile_meta_iteration(params, *, algo="maml", meta_batch=20, trajectories=20, seed=0, repeats=3):
+    """Milliseconds per meta-iteration and its split: ``{"total", "rollouts", "advantages", "record",
+    "grad", "hvp", "other"}`` (means over ``repeats``, measured with cProfile's cumulative times).
+
+    ``rollouts``: sampling trajectories (the environment and the policy's forward passes, plain NumPy);
+    ``advantages``: reward-to-go and the baseline's least squares; ``record``: the surrogates' forward
+    passes on the tape; ``grad``/``hvp``: the reverse sweeps and the Hessian-vector product.
+    """
+    import cProfile
+    import pstats
+
+    from ..algorithms import maml, maml_rl, policy_gradient
+    from ..tasks import navigation as env
+    rng = np.random.default_rng(seed)
+    meta_rl_gradient(params, sample_goals(rng, meta_batch), rng, algo=algo, trajectories=trajectories)  # warm-up
+    profiler = cProfile.Profile()
+    tick = time.perf_counter()
+    profiler.enable()
+    for _ in range(repeats):
+        meta_rl_gradient(params, sample_goals(rng, meta_batch), rng, algo=algo, trajectories=trajectories)
+    profiler.disable()
+    total = (time.perf_counter() - tick) / repeats
+    stats = pstats.Stats(profiler).stats
+
+    def cumulative(fn):
+        code = fn.__code__
+        key = (code.co_filename, code.co_firstlineno, code.co_name)
+        return stats[key][3] / repeats if key in stats else 0.0
+
+    parts = {"rollouts": cumulative(env.rollout), "advantages": cumulative(policy_gradient.advantages),
+             "record": cumulative(maml._Step.__init__), "grad": cumulative(maml._Step.grad),
+             "hvp": cumulative(maml._Step.hvp)}
+    parts = {k: 1e3 * v for k, v in parts.items()}
+    parts["other"] = max(0.0, 1e3 * total - sum(parts.values()))
+    return {"total": 1e3 * total, **parts}
