@@ -513,8 +513,9 @@ def _ms_per_it(ckpt, key="seconds"):
 
 # ------------------------------------------------------------------------------------------ where the time goes
 def profile_meta_iteration(params, *, algo="maml", meta_batch=20, trajectories=20, seed=0, repeats=3):
-    """Milliseconds per meta-iteration and its split: ``{"total", "rollouts", "advantages", "record",
-    "grad", "hvp", "other"}`` (means over ``repeats``, measured with cProfile's cumulative times).
+    """CPU milliseconds per meta-iteration and their split: ``{"total", "rollouts", "advantages", "record",
+    "grad", "hvp", "other"}`` (means over ``repeats``, cProfile's cumulative times with this process's CPU
+    clock, so that other processes on a shared machine do not inflate them; cProfile adds its own overhead).
 
     ``rollouts``: sampling trajectories (the environment and the policy's forward passes, plain NumPy);
     ``advantages``: reward-to-go and the baseline's least squares; ``record``: the surrogates' forward
@@ -527,13 +528,13 @@ def profile_meta_iteration(params, *, algo="maml", meta_batch=20, trajectories=2
     from ..tasks import navigation as env
     rng = np.random.default_rng(seed)
     meta_rl_gradient(params, sample_goals(rng, meta_batch), rng, algo=algo, trajectories=trajectories)  # warm-up
-    profiler = cProfile.Profile()
-    tick = time.perf_counter()
+    profiler = cProfile.Profile(time.process_time)
+    tick = time.process_time()
     profiler.enable()
     for _ in range(repeats):
         meta_rl_gradient(params, sample_goals(rng, meta_batch), rng, algo=algo, trajectories=trajectories)
     profiler.disable()
-    total = (time.perf_counter() - tick) / repeats
+    total = (time.process_time() - tick) / repeats
     stats = pstats.Stats(profiler).stats
 
     def cumulative(fn):
