@@ -61,6 +61,10 @@ def test_evaluation_rows_and_oracle():
     oracle = result["rows"][-1]
     assert oracle["mean"][0] == oracle["mean"][1] and oracle["mean"][0] > result["rows"][0]["mean"][0]
     assert "| mine |" in nav.format_returns_table(result)
+    paired = nav.paired_differences(result, "mine")
+    assert "| model − mine |" in paired and "oracle" not in paired
+    with pytest.raises(ValueError, match="reference"):
+        nav.paired_differences(result, "nobody")
 
 
 def test_cli_job_and_bad_input(tmp_path, capsys):

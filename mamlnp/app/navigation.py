@@ -40,7 +40,8 @@ from ..models.optim import OPTIMIZERS
 from ..models.policy import init_policy, policy_fn
 from ..tasks.navigation import REWARDS, oracle_action, rollout, sample_goals, undiscounted_returns
 
-__all__ = ["NavConfig", "train_navigation", "evaluate_navigation", "format_returns_table", "plot_returns",
+__all__ = ["NavConfig", "train_navigation", "evaluate_navigation", "format_returns_table", "paired_differences",
+           "plot_returns",
            "plot_trajectories", "DEFAULT_NAV_EVAL_SEED", "LABELS", "run_job"]
 
 DEFAULT_NAV_EVAL_SEED = 1  # the reference test script's np.random.seed(1) for its 40 test goals (the values differ)
@@ -301,6 +302,25 @@ def format_returns_table(result, digits=1):
     return "\n".join(lines)
 
 
+def paired_differences(result, reference):
+    """Each model's return minus ``reference``'s, goal by goal (same goals, same noise): a table of
+    mean ± 95 % CI per step. Pairing removes the goal-to-goal spread both models share."""
+    rows = {row["label"]: np.asarray(row["returns"]) for row in result["rows"]}
+    if reference not in rows:
+        raise ValueError(f"reference must be one of {sorted(rows)}, got {reference!r}")
+    base = rows[reference]
+    steps = result["steps"]
+    lines = ["| model − " + reference + " | " + " | ".join(f"{s} step{'' if s == 1 else 's'}" for s in range(steps + 1)) + " |",
+             "|" + "---|" * (steps + 2)]
+    for label, returns in rows.items():
+        if label == reference or label.startswith("oracle") or label.startswith("random"):
+            continue
+        diff = returns - base
+        ci = 1.96 * diff.std(axis=1, ddof=1) / np.sqrt(diff.shape[1])
+        lines.append(f"| {label} | " + " | ".join(f"{m:+.1f} ± {c:.1f}" for m, c in zip(diff.mean(axis=1), ci)) + " |")
+    return "\n".join(lines)
+
+
 def plot_returns(result, path=None, ax=None, title=None):
     """Average return vs number of policy-gradient steps, mean ± 95 % CI (the paper's Figure 5 style)."""
     import matplotlib.pyplot as plt
@@ -459,6 +479,10 @@ def run_job(args):
                          "ms_per_iteration": _ms_per_it(c), "cpu_ms_per_iteration": _ms_per_it(c, "cpu_seconds")}
                         for c in ckpts]
     table = format_returns_table(result)
+    reference = next((r["label"] for r in result["rows"] if r["label"] == LABELS["pretrained"]), None)
+    if reference is not None and len(result["rows"]) > 3:
+        table += "\n\nPaired over the same goals (difference to the pretrained policy, mean ± 95% CI):\n\n"
+        table += paired_differences(result, reference)
     head = (f"2-D navigation: average undiscounted return on {args.eval_goals} new goals (seed {args.eval_seed}) after "
             f"0-3 policy-gradient steps (alpha = {eval_lr}, then {eval_lr / 2}; 20 trajectories per goal and step), "
             "mean ± 95% CI over goals.")
