@@ -94,3 +94,9 @@ def test_meta_sgd_run_learns_step_sizes_and_is_evaluated_with_them(tmp_path):
     assert len(model) == 3 and len(model[1]) == 5
     result = nav.evaluate_navigation([model], goals=2, steps=1, trajectories=2, hidden=(8,), include_random=False)
     assert np.isfinite(result["rows"][0]["mean"]).all()
+
+
+def test_profile_splits_an_iteration():
+    params = nav.init_policy(np.random.default_rng(0), hidden=(8,))
+    t = nav.profile_meta_iteration(params, meta_batch=2, trajectories=2, repeats=1)
+    assert t["hvp"] > 0 and t["rollouts"] > 0 and t["total"] >= t["rollouts"] + t["hvp"]

@@ -548,8 +548,9 @@ def profile_meta_iteration(params, *, algo="maml", meta_batch=20, trajectories=2
     import cProfile
     import pstats
 
-    from ..algorithms import maml, maml_rl, policy_gradient
-    from ..tasks import navigation as env
+    from ..algorithms.maml import _Step
+    from ..algorithms.policy_gradient import advantages
+    from ..tasks.navigation import rollout as env_rollout
     rng = np.random.default_rng(seed)
     meta_rl_gradient(params, sample_goals(rng, meta_batch), rng, algo=algo, trajectories=trajectories)  # warm-up
     profiler = cProfile.Profile(time.process_time)
@@ -566,9 +567,8 @@ def profile_meta_iteration(params, *, algo="maml", meta_batch=20, trajectories=2
         key = (code.co_filename, code.co_firstlineno, code.co_name)
         return stats[key][3] / repeats if key in stats else 0.0
 
-    parts = {"rollouts": cumulative(env.rollout), "advantages": cumulative(policy_gradient.advantages),
-             "record": cumulative(maml._Step.__init__), "grad": cumulative(maml._Step.grad),
-             "hvp": cumulative(maml._Step.hvp)}
+    parts = {"rollouts": cumulative(env_rollout), "advantages": cumulative(advantages),
+             "record": cumulative(_Step.__init__), "grad": cumulative(_Step.grad), "hvp": cumulative(_Step.hvp)}
     parts = {k: 1e3 * v for k, v in parts.items()}
     parts["other"] = max(0.0, 1e3 * total - sum(parts.values()))
     return {"total": 1e3 * total, **parts}
