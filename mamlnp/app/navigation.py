@@ -17,7 +17,7 @@ moments, so a resumed run reproduces an uninterrupted one bit for bit. ``loss_hi
 holds, per iteration, minus the mean training return (after adaptation for maml/fomaml, before for
 pretrained): lower is better, as for a loss.
 
-Evaluation (the paper's Figure 5): 40 new goals (``eval_seed``), ``trajectories`` = 20 per goal and step,
+Evaluation (the paper's point-robot navigation plot): 40 new goals (``eval_seed``), ``trajectories`` = 20 per goal and step,
 policy-gradient steps of α = 0.5 then 0.25 (the reference test script's halving), average undiscounted
 return after 0, 1, 2, 3 steps, mean ± 95 % CI over the 40 goals (1.96·s/√40). All models see the same goals
 and the same exploration noise (paired comparison). Random initialisation: a fresh policy from the eval seed.
@@ -322,7 +322,7 @@ def paired_differences(result, reference):
 
 
 def plot_returns(result, path=None, ax=None, title=None):
-    """Average return vs number of policy-gradient steps, mean ± 95 % CI (the paper's Figure 5 style)."""
+    """Average return vs number of policy-gradient steps, mean ± 95 % CI (the style of the paper's point-robot plot)."""
     import matplotlib.pyplot as plt
     fig = None
     if ax is None:
@@ -349,7 +349,7 @@ def plot_returns(result, path=None, ax=None, title=None):
 
 
 def plot_trajectories(models, goal, path=None, *, trajectories=5, inner_lr=0.5, seed=DEFAULT_NAV_EVAL_SEED):
-    """Trajectories of each ``(label, params)`` before and after one policy-gradient step (Figure 4 style).
+    """Trajectories of each ``(label, params)`` before and after one policy-gradient step (as the paper's trajectory plots).
 
     The step uses 20 trajectories; the drawn ones are ``trajectories`` fresh samples of the policy before
     and after. Returns the figure.

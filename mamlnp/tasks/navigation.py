@@ -10,7 +10,7 @@ and pays the reward r_t = −‖s_{t+1} − g‖ (the distance after the move). 
 
 Which details follow what (checked in ``cbfinn/maml_rl``, commit 725c800):
 
-* reward −distance, not the squared distance the paper's text mentions: the paper's numbers (Figure 5)
+* reward −distance, not the squared distance the paper's text mentions: the paper's numbers (its point-robot plot)
   come from the code (``maml_examples/point_env_randgoal.py``), whose reward is −‖s − g‖. ``reward=
   "squared"`` gives −‖s − g‖² for comparison (and for the closed-form test of the policy gradient).
 * action units: the policy acts in [−1, 1] units that the environment maps to [−0.1, 0.1] and clips — the
