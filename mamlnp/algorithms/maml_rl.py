@@ -65,12 +65,15 @@ def _scaled(inner_lr, factor):
 
 
 def policy_gradient_step(params, goals, rng, *, inner_lr, trajectories=20, discount=0.99, baseline="linear",
-                         standardize=True, horizon=HORIZON, reward="distance", terminate=True, noise=None, keep=False):
+                         standardize=True, horizon=HORIZON, reward="distance", terminate=True, noise=None,
+                         keep=False):
     """One policy-gradient step for every goal at once: θ'_i = θ_i − α ∇L^surr_i(θ_i).
 
-    ``params`` shared (no task axis) or per task (leading axis T = len(goals)). Returns
-    ``(new per-task params, rollouts, step)``, where ``step`` is the recorded inner surrogate (a ``_Step``,
-    for Hessian-vector products) when ``keep=True``, else None.
+    ``params`` shared (no task axis) or per task (leading axis T = len(goals)); ``inner_lr`` a number or, for
+    Meta-SGD, a list of arrays shaped like ``params`` (θ' = θ − α ⊙ ∇L). Returns ``(new per-task params,
+    rollouts, batch, recorded)``: ``batch = (x, y)`` the surrogate's data and ``recorded`` the pair (the
+    recorded inner surrogate — a ``_Step``, for Hessian-vector products —, its per-task gradient) when
+    ``keep=True``, else None.
     """
     _check_lr(inner_lr)
     goals = np.asarray(goals, dtype=np.float64)
@@ -111,7 +114,7 @@ def adapt_policy(params, goals, rng, *, steps, inner_lr=0.5, later_lr=None, traj
             out.append(undiscounted_returns(rolls).mean(axis=1))
             break
         theta, rolls, _, _ = policy_gradient_step(theta, goals, rng, inner_lr=inner_lr if k == 0 else later_lr,
-                                               trajectories=trajectories, **kwargs)
+                                                  trajectories=trajectories, **kwargs)
         out.append(undiscounted_returns(rolls).mean(axis=1))
     return np.stack(out), theta
 
