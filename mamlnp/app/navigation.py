@@ -11,6 +11,9 @@ line search on a KL constraint — machinery unrelated to what this package teac
 normalisation makes the step size insensitive to the scale of the standardised-advantage surrogate, and it is
 the optimizer the other domains use. The price: more (cheaper) iterations than TRPO's 100.
 
+Meta-SGD (``--algo metasgd``) stores the policy's arrays followed by one step-size array each (started at α);
+its evaluation adapts with those learned step sizes (halved after the first step).
+
 Determinism: the initial policy and then the training goals and exploration noise all come from
 ``np.random.default_rng(seed)``; its state is saved in every checkpoint with the parameters and Adam's
 moments, so a resumed run reproduces an uninterrupted one bit for bit. ``loss_history`` in the checkpoint
