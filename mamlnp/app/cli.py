@@ -25,6 +25,7 @@ from .evaluate import (DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, es
 from .guard import (atomic_write_text, check_memory, check_writable, clean_stale_temp_files, describe_os_error,
                     remove_created, run_lock, strict_json, write_json)
 from .io import CheckpointError, checkpoint_path, has_checkpoint, read_checkpoint
+from . import navigation
 from ..algorithms import ALGORITHMS
 from ..models.nn import ACTIVATIONS
 from ..models.optim import OPTIMIZERS
@@ -188,6 +189,7 @@ def build_parser():
 
     from .omniglot import add_train_parser as _add_omniglot  # the omniglot family's options live with its logic
     _add_omniglot(families, positive_int, nonnegative_int, positive_float)
+    navigation.add_parser(families, positive_int, nonnegative_int, positive_float)  # train navigation (meta-RL)
 
     e = sub.add_parser("evaluate", help="mean query MSE ± 95%% CI of checkpoints on seeded test tasks",
                        description="Evaluate checkpoints on a fixed, seeded set of new sinusoid tasks: adapt with S "
@@ -408,6 +410,7 @@ def _cmd_train(args):
     if args.task == "omniglot":
         from .omniglot import cmd_train
         return cmd_train(args, UsageError)
+from . import navigation
     started = time.perf_counter()
     overrides = _explicit_overrides(args)
     if args.resume:

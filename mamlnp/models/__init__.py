@@ -6,10 +6,11 @@
 ``losses``   per-task losses (mean within each task, one value per task): MSE, cross-entropy
 ``optim``    functional SGD and Adam over parameter pytrees (state in, state out; nothing mutated)
 ``fewshot``  the MAML paper's Omniglot MLP with per-task normalization (``classifier``, ``embed``)
+``policy``   the Gaussian MLP policy of meta-RL (``init_policy``, ``log_prob``, ``policy_fn``)
 ===========  =============================================================================================
 
 May import: ``mamlnp.engine``.
 """
-from . import losses, nn, norm, optim
+from . import losses, nn, norm, optim, policy
 
-__all__ = ["losses", "nn", "norm", "optim"]
+__all__ = ["losses", "nn", "norm", "optim", "policy"]
