@@ -286,3 +286,15 @@ def test_take_along_axis_with_python_list_indices_says_to_use_an_array():
 def test_f_returning_a_tuple_says_return_one_scalar(transform):
     with pytest.raises(TypeError, match=r"f returned a tuple.*one scalar.*loss"):
         transform(lambda p: (ops.sum(p), p))(np.ones(3))
+
+
+def test_shape_queries_answer_for_a_traced_var():
+    """np.shape / np.ndim / np.size only read metadata, so they work on a Var (models branch on them)."""
+    seen = {}
+
+    def f(p):
+        seen["shape"], seen["ndim"], seen["size"] = np.shape(p), np.ndim(p), np.size(p)
+        return ops.sum(p)
+
+    mamlnp.grad(f)(np.ones((2, 3)))
+    assert seen == {"shape": (2, 3), "ndim": 2, "size": 6}

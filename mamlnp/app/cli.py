@@ -410,7 +410,8 @@ def _cmd_train(args):
     if args.task == "omniglot":
         from .omniglot import cmd_train
         return cmd_train(args, UsageError)
-from . import navigation
+    if args.task == "navigation":
+        return navigation.run_job(args)
     started = time.perf_counter()
     overrides = _explicit_overrides(args)
     if args.resume:

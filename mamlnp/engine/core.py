@@ -264,7 +264,12 @@ class Var:
     ops_names = frozenset()
 
     def __array_function__(self, func, types, args, kwargs):
-        """NumPy functions (np.sum, np.concatenate, np.linalg.norm, …) refuse a Var with a pointer to ops."""
+        """NumPy functions (np.sum, np.concatenate, np.linalg.norm, …) refuse a Var with a pointer to ops.
+
+        Queries of the shape alone (np.shape, np.ndim, np.size) are answered: they carry no derivative to drop.
+        """
+        if func in (np.shape, np.ndim, np.size):
+            return func(self.value, *args[1:], **kwargs)
         name = getattr(func, "__name__", str(func))
         module = getattr(func, "__module__", None) or "numpy"
         if name in Var.ops_names:
