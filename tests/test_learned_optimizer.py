@@ -119,7 +119,7 @@ def test_preprocessing_is_continuous_at_the_threshold():
 
 
 def test_preprocessing_refuses_non_finite_gradients():
-    with pytest.raises(ValueError, match="NaN or inf"):
+    with pytest.raises(FloatingPointError, match="NaN or inf"):
         lo.preprocess_gradients(np.array([1.0, np.nan]))
 
 
@@ -242,7 +242,7 @@ def test_training_lowers_the_meta_loss_on_held_out_regression_tasks():
     theta = family.init(np.random.default_rng(98), 16)
     before = lo.rollout(lo.lstm_rule(phi0), family.loss, theta, support, 20)["support"].mean()
     after = lo.rollout(lo.lstm_rule(phi), family.loss, theta, support, 20)["support"].mean()
-    assert np.all(np.isfinite(history))
+    assert np.all(np.isfinite(history)), "no optimizee should diverge on this easy family"
     assert after < 0.5 * before, (before, after)
 
 

@@ -62,7 +62,7 @@ def preprocess_gradients(grad, p=PREPROCESS_P):
     if not np.isfinite(p) or p <= 0:
         raise ValueError(f"p must be a positive finite number, got {p!r}")
     if not np.all(np.isfinite(g)):
-        raise ValueError("grad contains NaN or inf; the optimizee diverged before the learned optimizer saw it")
+        raise FloatingPointError("grad contains NaN or inf: the optimizee diverged before the learned optimizer saw it")
     big = np.abs(g) >= np.exp(-p)
     with np.errstate(divide="ignore"):  # log(0) only in entries the mask discards
         first = np.where(big, np.log(np.abs(g)) / p, -1.0)
@@ -161,7 +161,8 @@ def train_learned_optimizer(family, rng, *, iterations, meta_batch, horizon, tru
     ``loss(θ, x, y) -> (T,)``. Each iteration draws ``meta_batch`` fresh tasks and fresh θ₀, runs the optimizee
     for ``horizon`` steps in truncations of ``truncation`` steps, and after every truncation takes one Adam
     step on φ (lr ``meta_lr``) — the paper's recipe (horizon 100, truncation 20, Adam). ``history`` lists
-    each truncation's meta-loss.
+    each truncation's meta-loss. An optimizee that diverges under the current φ ends its iteration early
+    (no update from it; ``nan`` in ``history``) instead of stopping the run.
     """
     for name, value in (("iterations", iterations), ("meta_batch", meta_batch), ("horizon", horizon),
                         ("truncation", truncation)):
@@ -179,9 +180,13 @@ def train_learned_optimizer(family, rng, *, iterations, meta_batch, horizon, tru
         theta = family.init(rng, meta_batch)
         states = zero_state(phi, np.shape(theta))
         for _ in range(horizon // truncation):
-            value, grads, theta, states = meta_loss_and_gradient(tree_unflatten(treedef, leaves), family.loss, theta,
-                                                                 states, support, truncation, out_scale=out_scale,
-                                                                 p=p)
+            try:
+                value, grads, theta, states = meta_loss_and_gradient(tree_unflatten(treedef, leaves), family.loss,
+                                                                     theta, states, support, truncation,
+                                                                     out_scale=out_scale, p=p)
+            except FloatingPointError:
+                history.append(float("nan"))
+                break
             leaves, state = opt.update(tree_flatten(grads)[0], state, leaves)
             history.append(value)
         if callback is not None:
