@@ -32,7 +32,8 @@ from ..tasks.regression import LinearRegressionTasks
 from ..tasks.sinusoid import SinusoidTasks
 
 __all__ = ["OptimizeeFamily", "sinusoid_family", "regression_family", "tune_lr", "train_maml_init",
-           "ComparisonSettings", "run_comparison", "summary", "format_summary", "chapter_settings", "LR_GRID"]
+           "ComparisonSettings", "run_comparison", "summary", "format_summary", "chapter_settings", "plot_comparison",
+           "LR_GRID"]
 
 LR_GRID = (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 
@@ -245,7 +246,7 @@ def chapter_settings(name, fast=False):
         family, wide = sinusoid_family(hidden=40), sinusoid_family(hidden=80)
         # one LSTM layer and small meta-batches: the sinusoid net has 1761 coordinates per task and the LSTM
         # runs on every one of them (see the chapter for the cost)
-        settings = ComparisonSettings(horizon=40, truncation=20, lstm_hidden=(20,), lstm_iterations=250,
+        settings = ComparisonSettings(horizon=40, truncation=20, lstm_hidden=(20,), lstm_iterations=200,
                                       lstm_meta_batch=4, lstm_meta_lr=3e-3, maml_iterations=3000, maml_meta_batch=10,
                                       tune_tasks=16, test_tasks=100)
         if fast:
@@ -259,3 +260,25 @@ def chapter_settings(name, fast=False):
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def plot_comparison(results, which="support"):
+    """Loss (mean over test tasks, log scale) against steps: one row per family, one column per setting."""
+    import matplotlib.pyplot as plt
+
+    settings = ("train-like", "longer horizon", "wider")
+    fig, axes = plt.subplots(len(results), 3, figsize=(13, 3.4 * len(results)), squeeze=False)
+    for row, result in zip(axes, results):
+        for ax, setting in zip(row, settings):
+            for name, curves in result["curves"][setting].items():
+                mean = np.mean(curves[which], axis=1)
+                ax.semilogy(np.arange(len(mean)), mean, label=name)
+            family = result["wide_family"] if setting == "wider" else result["family"]
+            ax.set_title(f"{family}: {setting}", fontsize=9)
+            ax.set_xlabel("optimisation step")
+            ax.set_ylabel(f"{which} loss (mean over tasks)")
+            if setting == "longer horizon":
+                ax.axvline(result["settings"]["horizon"], color="k", lw=0.6, ls=":")
+        row[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
