@@ -23,7 +23,8 @@ from ..models.flat import FlatMLP
 from .evaluate import adaptation_curves, make_test_tasks, summarize
 from .train import TrainConfig, train
 
-__all__ = ["fresh_network_curve", "reptile_vs_joint", "PASSES_PER_TASK", "iterations_for_budget", "train_families"]
+__all__ = ["fresh_network_curve", "reptile_vs_joint", "PASSES_PER_TASK", "iterations_for_budget", "train_families",
+           "best_on_validation"]
 
 
 def fresh_network_curve(ks, *, tasks, steps, lr, seed, hidden=40, k_query=100):
@@ -72,17 +73,17 @@ def iterations_for_budget(algorithm, inner_steps, budget):
 
 def train_families(runs, *, budget, seed=0, meta_batch=10, eval_tasks=300, eval_steps=(0, 1, 10), k=10,
                    eval_lr=0.01, log=None):
-    """Train each ``(label, algorithm, inner_steps, inner_lr)`` of ``runs`` on sinusoids within ``budget`` passes.
+    """Train each ``(label, algorithm, inner_steps, inner_lr[, seed])`` of ``runs`` on sinusoids within ``budget`` passes.
 
     Returns ``{label: {"iters", "seconds", "curves": {S: per-task query MSE}, "summary": {S: summarize(...)}}}``,
     every model evaluated on the same ``eval_tasks`` test tasks with K = ``k`` points and SGD at ``eval_lr``.
     Seconds are wall time under the machine's current load.
     """
     out = {}
-    for label, algorithm, inner_steps, inner_lr in runs:
+    for label, algorithm, inner_steps, inner_lr, *run_seed in runs:
         iters = iterations_for_budget(algorithm, inner_steps, budget)
         config = TrainConfig(algorithm=algorithm, iters=iters, meta_batch=meta_batch, inner_steps=inner_steps,
-                             inner_lr=inner_lr, seed=seed)
+                             inner_lr=inner_lr, seed=run_seed[0] if run_seed else seed)
         t0 = time.perf_counter()
         result = train(config, out=None, progress=False, eval_every=max(iters, 1))
         seconds = time.perf_counter() - t0
@@ -92,3 +93,14 @@ def train_families(runs, *, budget, seed=0, meta_batch=10, eval_tasks=300, eval_
         if log:
             log(f"{label}: {iters} iterations, {seconds:.0f} s")
     return out
+
+
+def best_on_validation(families, *, tasks=100, k=10, steps=10, eval_lr=0.01):
+    """The label of the model in ``families`` with the lowest mean query MSE after ``steps`` SGD steps on K points,
+    measured on the *validation* task stream (so the choice does not peek at the test tasks); and all the scores."""
+    scores = {}
+    for label, r in families.items():
+        curves = adaptation_curves(r["params"], ks=(k,), steps=(steps,), tasks=tasks, inner_lr=eval_lr,
+                                   stream="validation")[k][steps]
+        scores[label] = float(np.mean(curves))
+    return min(scores, key=scores.get), scores
