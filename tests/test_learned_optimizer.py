@@ -198,6 +198,10 @@ def test_unroll_refuses_bad_arguments():
         lo.unroll_objective(phi, model.loss, theta0[0], states0, support, 2)
     with pytest.raises(ValueError, match="steps"):
         lo.unroll_objective(phi, model.loss, theta0, states0, support, 0)
+    with pytest.raises(ValueError, match="states0\\[0\\] must be"):
+        lo.unroll_objective(phi, model.loss, theta0, [(s[0][:1], s[1][:1]) for s in states0], support, 2)
+    with pytest.raises(ValueError, match="one \\(h, c\\) pair per LSTM layer"):
+        lo.unroll_objective(phi, model.loss, theta0, states0 * 2, support, 2)
     with pytest.raises(ValueError, match="one \\(T, N\\) array per step"):
         lo.unroll_objective(phi, model.loss, theta0, states0, support, 2, gradients=[np.zeros_like(theta0)])
 

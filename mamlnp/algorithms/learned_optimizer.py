@@ -105,6 +105,18 @@ def _check_unroll(theta0, steps):
         raise ValueError(f"steps must be a positive integer (the unroll length K), got {steps!r}")
 
 
+def _check_states(phi, states, theta_shape):
+    """One (h, c) pair per LSTM layer, each of shape θ.shape + (H,): one memory per task and coordinate."""
+    want = [tuple(theta_shape) + (np.shape(value_of(layer["w_h"]["i"]))[-1],) for layer in phi["layers"]]
+    if not isinstance(states, (list, tuple)) or len(states) != len(want):
+        raise ValueError(f"states0 must hold one (h, c) pair per LSTM layer ({len(want)}); got "
+                         f"{len(states) if isinstance(states, (list, tuple)) else type(states).__name__}")
+    for k, (pair, shape) in enumerate(zip(states, want)):
+        if len(pair) != 2 or any(np.shape(value_of(a)) != shape for a in pair):
+            raise ValueError(f"states0[{k}] must be (h, c), each of shape {shape} (tasks, coordinates, hidden units); "
+                             f"got shapes {[np.shape(value_of(a)) for a in pair]}")
+
+
 def unroll_objective(phi, loss, theta0, states0, support, steps, *, gradients=None, out_scale=OUT_SCALE,
                      p=PREPROCESS_P):
     """L(φ) over ``steps`` learned-optimizer steps from (θ₀, s₀); returns ``(value, θ_K, s_K, gradients)``.
@@ -114,6 +126,7 @@ def unroll_objective(phi, loss, theta0, states0, support, steps, *, gradients=No
     objective L̃(φ; G) whose exact derivative :func:`meta_loss_and_gradient` returns. φ may be traced.
     """
     _check_unroll(theta0, steps)
+    _check_states(phi, states0, np.shape(theta0))
     if gradients is not None and len(gradients) != steps:
         raise ValueError(f"gradients must hold one (T, N) array per step: {steps}; got {len(gradients)}")
     xs, ys = support
