@@ -14,6 +14,9 @@
 ``maml_rl``          MAML / first-order / pretrained / Meta-SGD for RL: the inner step is a policy gradient
 ===================  ======================================================================================
 
+``learned_optimizer`` is the memory-based family: a coordinate-wise LSTM that learns to optimise
+(Andrychowicz et al. 2016), meta-trained by truncated backpropagation through the unrolled optimisation.
+
 Every algorithm is vectorised over a leading task axis and takes its per-task loss either as an MLP
 (``loss=``, ``activation=``) or as any function ``task_loss(params, x, y) -> (T,)``.
 
@@ -27,13 +30,14 @@ from .multitask import article_section4_gradient, multitask_gradient
 from .protonet import protonet_gradient, prototypical_logits
 from .policy_gradient import reward_to_go, surrogate_loss  # (the function policy_gradient stays in its module, whose name it would shadow)
 from .reptile import reptile_gradient
-from . import common_mean, darts, hard_sharing
+from . import common_mean, darts, hard_sharing, learned_optimizer
 
 __all__ = [
     "meta_gradient", "maml_gradient", "adapt", "adaptation_losses", "fomaml_gradient", "reptile_gradient",
     "multitask_gradient", "article_section4_gradient", "task_loss_fn", "validate_meta_batch", "ALGORITHMS",
     "prototypical_logits", "protonet_gradient",
     "meta_rl_gradient", "adapt_policy", "RL_ALGORITHMS", "reward_to_go", "surrogate_loss",
+    "learned_optimizer",
 ]
 
 # name -> gradient function(params, support, query, *, inner_lr, inner_steps, loss, activation)
