@@ -86,3 +86,23 @@ def test_fwt_checker_recognises_the_diagonal():
 def test_fwt_checker_recognises_n_terms():
     fails_with(ch05_2.check_forward_transfer(
         lambda E, b: np.mean([b[j] - E[j - 1, j] for j in range(1, E.shape[0])] + [0.0])), "averaged over N terms")
+
+
+def test_forgetting_checker_recognises_the_final_row_in_the_minimum():
+    def student(E):
+        last = E.shape[0] - 1
+        return np.mean([E[last, j] - np.min(E[j:last + 1, j]) for j in range(last)])
+    fails_with(ch05_2.check_average_forgetting(student), "includes the final row")
+
+
+def test_forgetting_checker_recognises_the_copied_accuracy_form():
+    def student(E):
+        last = E.shape[0] - 1
+        return np.mean([np.max(E[j:last, j]) - E[last, j] for j in range(last)])
+    fails_with(ch05_2.check_average_forgetting(student), "copied the accuracy form")
+
+
+def test_fwt_checker_recognises_the_wrapped_first_term():
+    def student(E, baseline):
+        return np.mean([baseline[j] - E[j - 1, j] for j in range(E.shape[0])])
+    fails_with(ch05_2.check_forward_transfer(student), "wraps around")

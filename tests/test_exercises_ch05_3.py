@@ -45,6 +45,22 @@ def test_surrogate_gradient_names_mistakes(sol):
     fails_with(ex.check_surrogate_gradient(unanswered), "not attempted")
 
 
+def test_surrogate_gradient_messages_do_not_print_the_answer(sol):
+    for wrong in (lambda a, m, s, A: -sol.surrogate_dmu(a, m, s, A), lambda a, m, s, A: -np.mean(A * (a - m)) / s):
+        text = str(ex.check_surrogate_gradient(wrong))
+        assert "σ²" not in text.split("instead of σ²")[-1] and "(a − μ)" not in text, text
+
+
+def test_reward_to_go_names_a_forward_discounted_loop(sol):
+    def student(r, m, g):
+        out, run = np.zeros_like(r), np.zeros(r.shape[:-1])
+        for t in range(r.shape[-1]):
+            run = (r * m)[..., t] + g * run
+            out[..., t] = run
+        return out * m
+    fails_with(ex.check_reward_to_go(student), "running forwards in time")
+
+
 # ------------------------------------------------------------------------------------ exercise 3: baseline
 def test_linear_baseline_passes_reference(sol):
     assert ex.check_linear_baseline_fit(sol.fit_baseline)

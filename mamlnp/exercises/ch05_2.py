@@ -70,6 +70,12 @@ def check_average_forgetting(student) -> Feedback:
              "transfer; forgetting compares with the best error task j ever had"),
             (np.mean([e[last, j] - np.min(e[:last, j]) for j in range(last)]),
              "you took the minimum over rows before task j was seen too (i < j): only rows i ≥ j count"),
+            (np.mean([e[last, j] - np.min(e[j:last + 1, j]) for j in range(last)]),
+             "your minimum includes the final row i = N − 1 itself, so forgetting can never come out negative: the "
+             "best earlier error is taken over j ≤ i < N − 1"),
+            (np.mean([np.max(e[j:last, j]) - e[last, j] for j in range(last)]),
+             "you copied the accuracy form (best earlier value minus the final one, with max): for errors the final "
+             "error comes first and the best earlier error is the smallest"),
         ]
 
     fail = _check(ex, student, lambda e: average_forgetting(e), wrongs)
@@ -114,6 +120,9 @@ def check_forward_transfer(student) -> Feedback:
              "E[j−1, j]"),
             (np.mean([b[j] - e[j - 1, j] for j in range(1, n)] + [0.0]) if n > 1 else np.nan,
              "you averaged over N terms: task 0 has no row before it, so average over j = 1 … N − 1"),
+            (np.mean([b[j] - e[j - 1, j] for j in range(n)]),
+             "your sum starts at j = 0, where E[j−1, j] = E[−1, 0] silently wraps around to NumPy's last row: task 0 "
+             "has no row before it, start at j = 1"),
         ]
 
     fail = _check(ex, student, lambda e, b: forward_transfer(e, b), wrongs, extra_args=(baseline,))

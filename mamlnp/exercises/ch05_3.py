@@ -63,12 +63,19 @@ def check_reward_to_go(student):
     got = np.asarray(got, dtype=np.float64)
     r = rewards * mask
     total = np.broadcast_to(r.sum(-1, keepdims=True), r.shape)
+    forward = np.zeros_like(r)
+    running = np.zeros(r.shape[:-1])
+    for t in range(r.shape[-1]):           # discounted sum of the rewards *before* t: a plausible wrong direction
+        running = r[..., t] + gamma * running
+        forward[..., t] = running
     guesses = [
         (total, "every step got the whole episode's return: an action cannot change rewards that came before it — "
                 "sum only from t onwards"),
         (total * mask, "every step got the whole episode's return: sum only the rewards from t onwards"),
         (np.cumsum(r, axis=-1), "this is the sum of the rewards *up to* t (a forward cumulative sum); the "
                                 "reward-to-go sums from t to the end"),
+        (forward * mask, "you accumulated the discounted rewards from the start of the episode up to t (a loop "
+                         "running forwards in time); the reward-to-go sums from t to the end"),
         (reward_to_go(rewards, mask, 1.0), "the discount γ is missing (each later reward must be weighted by "
                                            "γ^{t'−t})"),
         (reward_to_go(rewards, np.ones_like(mask), gamma), "the mask is ignored: rewards recorded after an "
@@ -81,7 +88,7 @@ def check_reward_to_go(student):
             return Feedback(EX1, False, message)
     err = float(np.max(np.abs(got - want)))
     return Feedback(EX1, False, f"the reward-to-go differs from the definition by up to {err:.3g}",
-                    ["check a single trajectory by hand: R_{H−1} = r_{H−1}, R_t = r_t + γ R_{t+1}"])
+                    ["check one trajectory of three steps by hand against the definition above"])
 
 
 # ============================================================================ exercise 2: surrogate gradient
@@ -118,8 +125,8 @@ def check_surrogate_gradient(student):
                                    "raises the return (−∂L/∂μ is the REINFORCE estimate)")
     guesses = [
         (-want, "the sign is flipped: the surrogate carries a minus (minimising it must *raise* the weighted "
-                "log-likelihood of good actions), so ∂L/∂μ = −(1/n) Σ A (a − μ)/σ²"),
-        (want * sigma, "divided by σ instead of σ²: ∂/∂μ log N(a; μ, σ²) = (a − μ)/σ²"),
+                "log-likelihood of good actions): check the sign in front of the mean"),
+        (want * sigma, "divided by σ instead of σ²: differentiate the Gaussian's exponent with respect to μ again"),
         (-np.mean(actions - mu) / sigma ** 2, "the advantages are missing: each log-likelihood is weighted by its A"),
         (-np.sum(adv * (actions - mu)) / sigma ** 2, "summed instead of averaged over the n samples (1/n missing)"),
     ]
