@@ -52,6 +52,15 @@ def test_mixed_gradient_checker_recognises_a_softmax_without_zero():
     fails_with(ch05_4.check_mixed_operation_gradient(student), "leaves out the 'zero' operation")
 
 
+def test_mixed_gradient_checker_never_prints_the_solution():
+    """Neither an unrecognised wrong answer nor a recognised slip gets the formula p_o(⟨ḡ, o⟩ − ⟨ḡ, ō⟩) back."""
+    for student in (lambda z, a, u: 1.1 * solutions.mixed_operation_gradient(z, a, u),
+                    lambda z, a, u: -solutions.mixed_operation_gradient(z, a, u),
+                    lambda z, a, u: np.prod(_parts(z, a, u), axis=0)):
+        text = str(ch05_4.check_mixed_operation_gradient(student))
+        assert "NOT YET" in text and "Σ_k p_k" not in text and "⟨ḡ, ō(z)⟩)" not in text, text
+
+
 def test_mixed_gradient_checker_recognises_a_missing_entry():
     fails_with(ch05_4.check_mixed_operation_gradient(lambda z, a, u: solutions.mixed_operation_gradient(z, a, u)[:4]),
                "one number per operation")

@@ -24,7 +24,7 @@ def test_crossover_checker_recognises_sigma_squared():
 
 
 def test_crossover_checker_recognises_the_naive_inverse():
-    fails_with(ch05_5.check_crossover(lambda d, k, s: s / np.sqrt(k)), "K − d − 1")
+    fails_with(ch05_5.check_crossover(lambda d, k, s: s / np.sqrt(k)), "inverse Wishart")
 
 
 def test_one_step_checker_passes_reference():
@@ -70,3 +70,22 @@ def test_best_lr_checker_recognises_c_instead_of_alpha():
 def test_best_lr_checker_recognises_m_equal_one():
     fails_with(ch05_5.check_best_inner_lr(lambda sigma, d, k, s: 0.5 * sigma ** 2 / (sigma ** 2 + s * s / k)),
                "Wishart")
+
+
+def test_wrong_answer_messages_never_hand_over_the_missing_term():
+    """A recognised slip is named, but the message does not contain the term that would complete the answer."""
+    def no_wishart(sigma, d, k, s, lr):
+        c = 2 * lr
+        return sigma ** 2 * d * (1 - c) ** 2 + c * c * s * s * d / k
+
+    def no_noise(sigma, d, k, s, lr):
+        c, m = 2 * lr, (k + d + 1) / k
+        return sigma ** 2 * d * (1 - 2 * c + c * c * m)
+
+    texts = [str(ch05_5.check_crossover(lambda d, k, s: s / np.sqrt(k))),
+             str(ch05_5.check_one_step_risk(no_wishart)), str(ch05_5.check_one_step_risk(no_noise)),
+             str(ch05_5.check_best_inner_lr(lambda sigma, d, k, s: 0.5 * sigma ** 2 / (sigma ** 2 + s * s / k)))]
+    for text in texts:
+        assert "NOT YET" in text, text
+        for leak in ("K − d − 1", "(d + 1)/K", "c² s² d/K", "(K + d + 1)/K"):
+            assert leak not in text, text

@@ -63,8 +63,9 @@ def _mixed_wrong(z, a, upstream):
         ("your answer is ⟨ḡ, o(z)⟩ for each o — the gradient with respect to the mixing weights p, not a. "
          "Chain through the softmax: ∂p_k/∂a_o = p_k(δ_ko − p_o)", inner),
         ("your answer is p_o ⟨ḡ, o(z)⟩: the softmax's diagonal only. Each a_o also moves every other p_k "
-         "(∂p_k/∂a_o = −p_k p_o), which subtracts p_o ⟨ḡ, ō(z)⟩", p * inner),
-        ("your answer has the opposite sign: ∂/∂a_o = + p_o (⟨ḡ, o(z)⟩ − ⟨ḡ, ō(z)⟩)", -p * (inner - mixed)),
+         "(∂p_k/∂a_o = −p_k p_o for k ≠ o); add what those terms contribute", p * inner),
+        ("your answer has the opposite sign: raising a_o should push ō(z) toward o(z), so an operation that aligns "
+         "with ḡ better than the current mixture gets a positive entry", -p * (inner - mixed)),
         ("your answer leaves out the 'zero' operation from the softmax (p normalised over four operations): zero "
          "contributes no term to ō(z) but still takes a share of the softmax, and its own a gets the gradient "
          "−p_zero ⟨ḡ, ō(z)⟩", None),
@@ -98,7 +99,8 @@ def check_mixed_operation_gradient(mixed_operation_gradient) -> Feedback:
         if _rel(got[:4], no_zero) <= 1e-8:
             return Feedback(EX1, False, _mixed_wrong(z, a, upstream)[3][0] + ".")
         return Feedback(EX1, False, f"your gradient differs from the engine's by a relative {_rel(got, right):.2e}. "
-                        "With p = softmax(a): ∂/∂a_o Σ ḡ ⊙ ō(z) = p_o (⟨ḡ, o(z)⟩ − Σ_k p_k ⟨ḡ, o_k(z)⟩).")
+                        "Differentiate Σ ḡ ⊙ ō(z) in each p_k first, then chain through the softmax Jacobian "
+                        "∂p_k/∂a_o (all five operations, 'zero' included).")
     return Feedback(EX1, True, "your gradient equals the engine's on both cases: each architecture weight is pushed "
                     "up by how much better its operation aligns with the upstream gradient than the current mixture.")
 
@@ -193,7 +195,7 @@ def check_expected_best_rank(expected_best_rank) -> Feedback:
             return Feedback(EX3, False, f"{where}: your answer is for draws *with* replacement, Σ_r ((n − r + 1)/n)^k; "
                             "random search does not train the same architecture twice (no repeats)")
         if abs(got - n / k) <= 1e-9 * right or abs(got - n / (k + 1)) <= 1e-9 * right:
-            return Feedback(EX3, False, f"{where}: close, but not exact — check k = n (the best is then certainly "
+            return Feedback(EX3, False, f"{where}: not exact — check k = n (the best is then certainly "
                             "rank 1) and k = 1 (the mean rank, (n + 1)/2)")
         return Feedback(EX3, False, f"{where}: got {got:.4g}. Hint: P(best rank ≥ r) = C(n − r + 1, k)/C(n, k); sum it "
                         "over r = 1…n")

@@ -47,8 +47,8 @@ def check_crossover(crossover) -> Feedback:
             return Feedback(EX1, False, f"{where}: you returned σ², not σ — take the square root")
         if _close(got, s / np.sqrt(k)) or _close(got, s / np.sqrt(k - d)):
             return Feedback(EX1, False, f"{where}: your least-squares risk uses E[(XᵀX)⁻¹] ≈ I/K (or I/(K − d)); for "
-                            "Gaussian X with K rows the exact value is I/(K − d − 1) (the mean of an inverse Wishart "
-                            "matrix), so R_LS = s² d/(K − d − 1)")
+                            "Gaussian X with K rows that is not the mean of (XᵀX)⁻¹ — an inverse Wishart matrix; take "
+                            "its exact mean (the chapter's references), which exists only for K ≥ d + 2")
         return Feedback(EX1, False, f"{where}: got σ* = {got:.4g}. Set σ² d (the mean alone) equal to the "
                         "least-squares risk and solve for σ")
     return Feedback(EX1, True, "σ* = s/√(K − d − 1): below it the tasks are so alike that one shared vector beats "
@@ -75,12 +75,13 @@ def check_one_step_risk(one_step_risk) -> Feedback:
         c, m = 2 * lr, (k + d + 1) / k
         wrong = [
             (sigma ** 2 * d * (1 - c) ** 2 + c * c * s * s * d / k,
-             "you treat S = XᵀX/K as I: E[S²] is not I but (K + d + 1)/K · I (a Wishart second moment), which adds "
-             "σ² d c² (d + 1)/K"),
+             "you treat S = XᵀX/K as I: E[S²] is not I (S is a scaled Wishart matrix; its second moment is in the "
+             "chapter's references), so a term in σ² d c² is missing"),
             (cm.risk_one_step(sigma, d, k, s, lr / 2),
              "you used c = α: the gradient of (1/K)‖Xw − y‖² is (2/K)Xᵀ(Xw − y), so the step is c = 2α"),
             (sigma ** 2 * d * (1 - 2 * c + c * c * m),
-             "the label-noise term is missing: the step also moves by (c/K)Xᵀn, adding c² s² d/K"),
+             "the label-noise term is missing: the step also moves by (c/K)Xᵀn; add the expectation of its squared "
+             "norm"),
         ]
         for value, message in wrong:
             if _close(got, value):
@@ -108,12 +109,11 @@ def check_best_inner_lr(best_inner_lr) -> Feedback:
         where = f"σ = {sigma}, d = {d}, K = {k}, s = {s}"
         if _close(got, right):
             continue
-        m = (k + d + 1) / k
         if _close(got, 2 * right):
             return Feedback(EX3, False, f"{where}: you returned the optimal c = 2α; the inner learning rate is half of it")
         if _close(got, 0.5 * sigma ** 2 / (sigma ** 2 + s * s / k)):
-            return Feedback(EX3, False, f"{where}: your α* drops the Wishart term (m = 1): the risk's c² coefficient "
-                            f"is σ² d m + s² d/K with m = (K + d + 1)/K = {m:.3f}")
+            return Feedback(EX3, False, f"{where}: your α* drops the Wishart term (as if E[S²] = I): in the risk of "
+                            "exercise 2 the c² coefficient carries E[S²], which is not I")
         return Feedback(EX3, False, f"{where}: got {got:.6g}. The risk is a quadratic in c: set its derivative to zero")
     return Feedback(EX3, True, "α* = σ²/(2(σ² m + s²/K)): related tasks (small σ) want a small step — stay near the "
                     "mean — and noisy, few points (large s²/K) too.")
