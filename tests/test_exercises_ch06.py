@@ -59,6 +59,58 @@ def test_reptile_recognises_a_flipped_sign():
     fails_with(ch06.check_reptile_update(student), "sign flipped")
 
 
+def test_reptile_recognises_a_flipped_sign_written_with_the_adapted_mean():
+    def student(params, support, query, inner_lr, inner_steps, outer_lr):
+        adapted = solutions._adapt(params, support, inner_lr, inner_steps)
+        return [p - outer_lr * (np.mean(a, axis=0) - p) for p, a in zip(params, adapted)]
+    feedback = ch06.check_reptile_update(student)
+    fails_with(feedback, "S = 3", "AWAY from the adapted weights", "sign flipped")
+    assert "QUERY" not in str(feedback) and "differs from the right one" not in str(feedback)
+
+
+def test_reptile_recognises_a_flipped_sign_with_a_wrong_step_length():
+    def student(params, support, query, inner_lr, inner_steps, outer_lr):
+        adapted = solutions._adapt(params, support, inner_lr, inner_steps)
+        return [p - 0.37 * (np.mean(a, axis=0) - p) for p, a in zip(params, adapted)]
+    fails_with(ch06.check_reptile_update(student), "sign flipped", "times as long as Reptile's")
+
+
+def test_reptile_recognises_adaptation_on_the_query_set():
+    def student(params, support, query, inner_lr, inner_steps, outer_lr):
+        return solutions.reptile_update(params, query, support, inner_lr, inner_steps, outer_lr)
+    feedback = ch06.check_reptile_update(student)
+    fails_with(feedback, "QUERY set")
+    assert "sign flipped" not in str(feedback) and "differs from the right one" not in str(feedback)
+
+
+def test_reptile_recognises_the_query_set_and_a_flipped_sign_together():
+    def student(params, support, query, inner_lr, inner_steps, outer_lr):
+        new = solutions.reptile_update(params, query, support, inner_lr, inner_steps, outer_lr)
+        return [2 * p - n for p, n in zip(params, new)]
+    fails_with(ch06.check_reptile_update(student), "QUERY set", "sign flipped")
+
+
+def test_reptile_recognises_the_query_set_with_a_wrong_step_length():
+    def student(params, support, query, inner_lr, inner_steps, outer_lr):
+        return solutions.reptile_update(params, query, support, inner_lr, inner_steps, 0.9 * outer_lr)
+    fails_with(ch06.check_reptile_update(student), "QUERY set", "0.9 times as long")
+
+
+def test_reptile_recognises_gradient_ascent_in_the_inner_steps():
+    def student(params, support, query, inner_lr, inner_steps, outer_lr):
+        return solutions.reptile_update(params, support, query, -inner_lr, inner_steps, outer_lr)
+    feedback = ch06.check_reptile_update(student)
+    fails_with(feedback, "S = 3", "gradient DESCENT")  # at S = 1 it would equal a flipped outer sign
+    assert "sign flipped" not in str(feedback)
+
+
+def test_reptile_recognises_the_mean_moved_toward_theta():
+    def student(params, support, query, inner_lr, inner_steps, outer_lr):
+        adapted = solutions._adapt(params, support, inner_lr, inner_steps)
+        return [np.mean(a, axis=0) + outer_lr * (p - np.mean(a, axis=0)) for p, a in zip(params, adapted)]
+    fails_with(ch06.check_reptile_update(student), "1 − ε")
+
+
 def test_reptile_recognises_the_last_task_only():
     def student(params, support, query, inner_lr, inner_steps, outer_lr):
         last = (support[0][-1:], support[1][-1:])

@@ -4,8 +4,9 @@
    (higher) computes: the query gradient at the adapted parameters, written with ``mamlnp.grad`` only; compared
    with :func:`mamlnp.meta.fomaml_gradient`. Full MAML, the unadapted gradient and a missing mean are recognised.
 2. :func:`check_reptile_update` — Reptile's update θ ← θ + ε (mean_i θ_i^(S) − θ); compared with
-   ``meta.reptile_gradient`` fed to SGD. A flipped sign, the last task only, a division by S and a sum over
-   tasks are recognised.
+   ``meta.reptile_gradient`` fed to SGD. A flipped sign (θ moved away from the adapted weights), adaptation on
+   the query set, gradient ascent in the inner steps, the last task only, a division by S, a sum over tasks and
+   ε = 1 are recognised, also in combination; a step along the right line but of the wrong length is named too.
 3. :func:`check_per_task_gradients` — what ``vmap(grad(loss))`` does, with one ``mamlnp.grad`` call: per-task
    gradients (T, …) from the SUM of per-task losses at stacked parameters. Using the mean (every gradient
    divided by T) or the shared, unstacked θ (gradients summed over tasks) are recognised.
@@ -48,8 +49,10 @@ def _case(seed, tasks=3, inner_steps=2):
     return params, support, query, 0.02, inner_steps
 
 
-def _judge(exercise, where, got, right, wrong, hint, details):
-    """Feedback for a flat answer ``got``: None when right, else the message of the matching wrong variant."""
+def _judge(exercise, where, got, right, wrong, hint, details, explain=None):
+    """Feedback for a flat answer ``got``: None when right, else the message of the matching wrong variant.
+
+    ``explain(got)``, if given, is asked before the generic message and may return a more specific one."""
     err = _rel(got, right)
     details.append(f"{where}: relative error {err:.1e}")
     if err <= EXACT_RTOL:
@@ -57,6 +60,9 @@ def _judge(exercise, where, got, right, wrong, hint, details):
     for message, candidate in wrong:
         if _rel(candidate, right) > 1e-6 and _rel(got, candidate) <= 1e-8:
             return Feedback(exercise, False, f"{where}: {message}.", details)
+    message = explain(got) if explain is not None else None
+    if message is not None:
+        return Feedback(exercise, False, f"{where}: {message}.", details)
     return Feedback(exercise, False, f"{where}: your answer differs from the right one by a relative {err:.2e}. {hint}",
                     details)
 
@@ -134,44 +140,93 @@ def check_first_order_maml(first_order_maml) -> Feedback:
 EX2 = "6 ex. 2: Reptile's update"
 
 
+# The mistakes a Reptile update can make, each independent of the others, so combinations are recognised too.
+_SET_QUERY = ("you adapted on the QUERY set: Reptile's inner steps run on each task's support set (its update never "
+              "uses query)")
+_SIGN_AWAY = ("your update moves θ AWAY from the adapted weights (sign flipped): Reptile steps θ toward "
+              "mean θ_i^(S)")
+
+
+def _reptile_variants(params, support, query, inner_lr, inner_steps, outer_lr):
+    """``(message, flat update)`` for every combination of the recognised mistakes (the right one included;
+    :func:`_judge` skips candidates that equal the right answer, e.g. a division by S when S = 1)."""
+    task_count = support[0].shape[0]
+    variants = []
+    for set_mistake, data in ((None, support), (_SET_QUERY, query)):
+        adapted = _adapted(params, data, inner_lr, inner_steps)
+        means = [np.mean(a, axis=0) for a in adapted]
+        lasts = [a[-1] for a in adapted]
+        steps = [  # (mistake in how the step is formed, the step θ_new − θ)
+            (None, [outer_lr * (m - p) for p, m in zip(params, means)]),
+            ("your update uses only the last task's adapted weights: average θ_i^(S) over all tasks",
+             [outer_lr * (a - p) for p, a in zip(params, lasts)]),
+            (f"your update is divided by S = {inner_steps}: Reptile's step is ε (θ^(S) − θ), not per inner step",
+             [outer_lr * (m - p) / inner_steps for p, m in zip(params, means)]),
+            (f"your update sums over the T = {task_count} tasks instead of averaging",
+             [task_count * outer_lr * (m - p) for p, m in zip(params, means)]),
+            ("your step ignores outer_lr: it goes the whole way to the adapted weights' mean (ε = 1)",
+             [m - p for p, m in zip(params, means)]),
+            ("your step goes the fraction 1 − ε of the way: you moved the adapted weights' mean toward θ, not θ "
+             "toward the mean", [(1.0 - outer_lr) * (m - p) for p, m in zip(params, means)]),
+        ]
+        for step_mistake, step in steps:
+            for sign_mistake, sign in ((None, 1.0), (_SIGN_AWAY, -1.0)):
+                parts = [m for m in (set_mistake, sign_mistake, step_mistake) if m is not None]
+                variants.append(("; also ".join(parts), _flat([p + sign * d for p, d in zip(params, step)])))
+    ascent = _adapted(params, support, -inner_lr, inner_steps)
+    variants.append(("your inner steps climb the support loss (θ + α∇L): each task adapts by gradient DESCENT",
+                     _flat([p + outer_lr * (np.mean(a, axis=0) - p) for p, a in zip(params, ascent)])))
+    return variants
+
+
+def _reptile_direction(got, params, support, query, inner_lr, inner_steps, outer_lr):
+    """A message when the student's step θ_new − θ lies on the line through θ and a mean of adapted weights
+    (support or query) but has the wrong length or direction, else None."""
+    step = got - _flat(params)
+    norm = np.linalg.norm(step)
+    if not np.isfinite(norm) or norm == 0:
+        return None
+    for set_mistake, data in ((None, support), (_SET_QUERY, query)):
+        adapted = _adapted(params, data, inner_lr, inner_steps)
+        line = _flat([np.mean(a, axis=0) - p for p, a in zip(params, adapted)])
+        for sign_mistake, sign in ((None, 1.0), (_SIGN_AWAY, -1.0)):
+            if _rel(step / norm, sign * line / np.linalg.norm(line)) <= 1e-8:
+                factor = norm / (outer_lr * np.linalg.norm(line))
+                parts = [m for m in (set_mistake, sign_mistake) if m is not None]
+                if abs(factor - 1.0) > 1e-8:
+                    parts.append(f"your step is {factor:.3g} times as long as Reptile's (a fraction ε = outer_lr of "
+                                 "the way to the adapted weights' mean)")
+                return "; also ".join(parts) if parts else None
+    return None
+
+
 def check_reptile_update(reptile_update) -> Feedback:
     """Check ``reptile_update(params, support, query, inner_lr, inner_steps, outer_lr) -> new params``.
 
     The answer must be θ + ε (mean_i θ_i^(S) − θ) with θ_i^(S) from S SGD steps of size α on task i's support
-    set (``query`` is not used by Reptile's update); ε = ``outer_lr``.
+    set (``query`` is not used by Reptile's update); ε = ``outer_lr``. S = 3 is checked first: with S = 1 some
+    mistakes coincide (gradient ascent in the inner step equals a flipped outer sign; a division by S is invisible).
+    ε ≠ 1/2, because at ε = 1/2 moving θ toward the mean equals moving the mean toward θ.
     """
     if not callable(reptile_update):
         raise TypeError(f"check_reptile_update expects your function, got {type(reptile_update).__name__}")
     details = []
-    for seed, inner_steps in ((611, 1), (612, 3)):
+    for seed, inner_steps, outer_lr in ((612, 3, 0.3), (611, 1, 0.7)):
         params, support, query, inner_lr, _ = _case(seed, inner_steps=inner_steps)
-        outer_lr = 0.5
         result, bad = _call(EX2, lambda *a: reptile_update(*a, outer_lr), params, support, query, inner_lr,
                             inner_steps)
         if bad is not None:
             return bad
         _, pseudo = reptile_gradient(params, support, query, inner_lr=inner_lr, inner_steps=inner_steps)
         right = [p - outer_lr * g for p, g in zip(params, pseudo)]
-        adapted = _adapted(params, support, inner_lr, inner_steps)
-        task_count = support[0].shape[0]
-        wrong = [
-            ("your update moves AWAY from the adapted weights (sign flipped): Reptile steps θ toward mean θ_i^(S)",
-             _flat([p + outer_lr * g for p, g in zip(params, pseudo)])),
-            ("your update uses only the last task's adapted weights: average θ_i^(S) over all tasks",
-             _flat([p + outer_lr * (a[-1] - p) for p, a in zip(params, adapted)])),
-            (f"your update is divided by S = {inner_steps}: Reptile's step is ε (θ^(S) − θ), not per inner step",
-             _flat([p - outer_lr * g / inner_steps for p, g in zip(params, pseudo)])),
-            (f"your update sums over the T = {task_count} tasks instead of averaging",
-             _flat([p - outer_lr * task_count * g for p, g in zip(params, pseudo)])),
-            ("your answer is the adapted weights' mean itself (ε = 1 regardless of outer_lr)",
-             _flat([np.mean(a, axis=0) for a in adapted])),
-        ]
-        feedback = _judge(EX2, f"S = {inner_steps}", _flat(result), _flat(right), wrong,
+        args = (params, support, query, inner_lr, inner_steps, outer_lr)
+        feedback = _judge(EX2, f"S = {inner_steps}, ε = {outer_lr}", _flat(result), _flat(right),
+                          _reptile_variants(*args),
                           "Adapt every task from θ, average the adapted weights, move θ a fraction ε toward them.",
-                          details)
+                          details, explain=lambda got: _reptile_direction(got, *args))
         if feedback is not None:
             return feedback
-    return Feedback(EX2, True, "your Reptile update equals SGD with lr ε on meta.reptile_gradient for S = 1 and 3.",
+    return Feedback(EX2, True, "your Reptile update equals SGD with lr ε on meta.reptile_gradient for S = 3 and 1.",
                     details)
 
 
