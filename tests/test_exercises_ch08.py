@@ -71,7 +71,9 @@ def test_preprocess_recognises_missing_division_by_p():
         big = np.abs(g) >= np.exp(-p)
         out[..., 0] = np.where(big, out[..., 0] * p, -1.0)
         return out
-    fails_with(ch08.check_preprocess_gradients(student), "not log|g| / p")
+    feedback = ch08.check_preprocess_gradients(student)
+    fails_with(feedback, "your first entry is log|g| itself, unscaled", "must be scaled")
+    assert "log|g| / p" not in str(feedback) and "log|g|/p" not in str(feedback)  # no formula given away
 
 
 def test_preprocess_recognises_missing_exp_scaling():
@@ -80,11 +82,15 @@ def test_preprocess_recognises_missing_exp_scaling():
         big = np.abs(g) >= np.exp(-p)
         out[..., 1] = np.where(big, np.sign(g), g)
         return out
-    fails_with(ch08.check_preprocess_gradients(student), "multiplied by e^p")
+    feedback = ch08.check_preprocess_gradients(student)
+    fails_with(feedback, "your second entry is g itself, unscaled", "must be scaled up")
+    assert "e^p g" not in str(feedback)
 
 
 def test_preprocess_recognises_swapped_entries():
-    fails_with(ch08.check_preprocess_gradients(lambda g, p: solutions.preprocess(g, p)[..., ::-1]), "swapped")
+    feedback = ch08.check_preprocess_gradients(lambda g, p: solutions.preprocess(g, p)[..., ::-1])
+    fails_with(feedback, "your two entries are in swapped order")
+    assert "log|g|/p" not in str(feedback)
 
 
 def test_preprocess_recognises_the_wrong_threshold():
@@ -92,7 +98,7 @@ def test_preprocess_recognises_the_wrong_threshold():
         big = np.abs(g) >= np.exp(p)
         with np.errstate(divide="ignore"):
             return np.stack([np.where(big, np.log(np.abs(g)) / p, -1.0), np.where(big, np.sign(g), np.exp(p) * g)], -1)
-    fails_with(ch08.check_preprocess_gradients(student), "threshold is e^−p")
+    fails_with(ch08.check_preprocess_gradients(student), "your threshold is e^p", "must be tiny")
 
 
 # ---------------------------------------------------------------------------- exercise 3

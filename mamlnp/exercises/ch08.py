@@ -4,8 +4,9 @@
    :func:`mamlnp.models.lstm.lstm_cell`. Swapped input/forget gates, a missing tanh on the output, a missing
    input gate and a sigmoid candidate are recognised.
 2. :func:`check_preprocess_gradients` — Andrychowicz et al. (2016)'s gradient preprocessing; compared with
-   :func:`mamlnp.algorithms.learned_optimizer.preprocess_gradients`. A missing /p, a missing e^p, the two
-   entries swapped, and the threshold e^p instead of e^−p are recognised.
+   :func:`mamlnp.algorithms.learned_optimizer.preprocess_gradients`. An unscaled log|g| (no /p), an unscaled
+   small g (no e^p), the two entries swapped, and the threshold e^p instead of e^−p are recognised; each message
+   says what the student's entry IS and what it must become, without the full formula.
 3. :func:`check_joint_training_lr` — Reptile with ONE inner step is joint training: the learning rate of the
    SGD step on the joint loss that equals Reptile's update with inner lr α and outer lr ε. ε alone, α alone and
    ε/α are recognised, and the claim is verified on real updates.
@@ -131,18 +132,22 @@ def check_preprocess_gradients(preprocess) -> Feedback:
         with np.errstate(divide="ignore"):
             logg = np.where(big, np.log(np.abs(np.where(big, g, 1.0))), 0.0)
         variants = [
-            ("the first entry is log|g|, not log|g| / p: dividing by p puts it in about [−1, 1]",
+            ("for |g| ≥ e^−p your first entry is log|g| itself, unscaled: it must be scaled with p so that it "
+             "lies in about [−1, 1], like the other inputs",
              np.stack([np.where(big, logg, -1.0), right[..., 1]], -1)),
-            ("small gradients must be multiplied by e^p in the second entry (e^p g), so they are not all ≈ 0",
+            ("for |g| < e^−p your second entry is g itself, unscaled: it must be scaled up with p, or all these "
+             "small gradients reach the LSTM as ≈ 0",
              np.stack([right[..., 0], np.where(big, np.sign(g), g)], -1)),
-            ("the two entries are swapped: first the scaled log-size log|g|/p, then the sign",
+            ("your two entries are in swapped order: your first entry is what belongs second (the sign, or the "
+             "scaled small gradient) and your second is what belongs first (the scaled log-size, or −1)",
              right[..., ::-1]),
         ]
         big2 = np.abs(g) >= np.exp(p)
         with np.errstate(divide="ignore", invalid="ignore"):
             alt = np.stack([np.where(big2, np.log(np.abs(g)) / p, -1.0), np.where(big2, np.sign(g), np.exp(p) * g)], -1)
-        variants.append(("the threshold is e^−p (a tiny number), not e^p: only gradients smaller than e^−p take the "
-                         "linear branch", alt))
+        variants.append(("your threshold is e^p, a huge number, so almost every gradient takes your linear branch: "
+                         "the threshold must be tiny (e^−p), so that only gradients smaller than it take that branch",
+                         alt))
         for message, candidate in variants:
             if _rel(candidate, right) > 1e-6 and _rel(result, candidate) <= 1e-10:
                 return Feedback(EX2, False, f"p = {p:g}: {message}.")
