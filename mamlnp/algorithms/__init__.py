@@ -39,7 +39,7 @@ ALGORITHMS = {
     "reptile": reptile_gradient,
     "multitask": multitask_gradient,
     "article": article_section4_gradient,
-    "imaml": imaml_gradient,  # lam and cg_steps: keyword defaults of 1.0 and 5 unless the caller passes them
+    "imaml": imaml_gradient,  # lam and cg_steps: keyword defaults λ = 1/α and 5 unless the caller passes them
     "anil": anil_gradient,
     "metasgd": metasgd_joint_gradient,  # its params are the joint state params + inner_lrs (see LEARNED_STATE)
 }

@@ -22,6 +22,11 @@ gradients, which needs H only through products H·v (one recorded evaluation at 
 The matrix is symmetric; it is positive definite when λ > −λ_min(H) — the paper's assumption that the
 regularised inner problem is strongly convex near φ*. With finitely many S and CG steps this is an
 approximation of the implicit gradient, not the gradient of the S-step computation (unlike MAML).
+
+The default λ = 1/α ties iMAML to MAML's step: the inner update becomes the fixed-point iteration
+φ ← θ − α ∇L^support(φ), whose first iterate is MAML's one-step point θ − α∇L^support(θ), and the
+meta-gradient (I + αH)⁻¹ ∇L^query agrees with MAML's (I − αH) ∇L^query to first order in αH. That
+iteration converges when α λ_max(H) < 1.
 """
 from __future__ import annotations
 
@@ -76,16 +81,17 @@ def conjugate_gradient(matvec, rhs, steps):
     return x
 
 
-def imaml_gradient(params, support, query, *, inner_lr, inner_steps, lam=1.0, cg_steps=5, loss="mse", activation="relu",
+def imaml_gradient(params, support, query, *, inner_lr, inner_steps, lam=None, cg_steps=5, loss="mse", activation="relu",
                    task_loss=None):
     """iMAML's meta-loss and approximate implicit meta-gradient ``(meta_loss, grads)``.
 
     ``inner_lr`` = α and ``inner_steps`` = S of the inner solver φ ← φ − α(∇L^support(φ) + λ(φ − θ));
-    ``lam`` = λ; ``cg_steps`` conjugate-gradient iterations for (I + H^support(φ)/λ)⁻¹ ∇L^query(φ).
+    ``lam`` = λ (None: 1/α, see the module docstring); ``cg_steps`` conjugate-gradient iterations for (I + H^support(φ)/λ)⁻¹ ∇L^query(φ).
     ``meta_loss`` is (1/T) Σ_i L_i^query(φ_i), ``grads`` has the structure of ``params``. Model keywords
     (``loss``, ``activation``, ``task_loss``) as in :func:`mamlnp.meta.maml_gradient`.
     """
     _check_inner(inner_lr, inner_steps)
+    lam = 1.0 / float(inner_lr) if lam is None else lam
     _check_imaml(lam, cg_steps)
     flat_loss, leaves, rebuild, task_count = prepare(params, support, query, loss=loss, activation=activation,
                                                      task_loss=task_loss)

@@ -130,7 +130,7 @@ def build_parser():
     g.add_argument("--activation", choices=sorted(ACTIVATIONS), help="activation (default relu)")
     g.add_argument("--init", choices=INITS, help="initial weights: maml (the paper's truncated normal σ=0.01, "
                    "default), glorot, torch (PyTorch's default uniform ±1/√fan_in)")
-    g.add_argument("--lam", type=positive_float, metavar="LAMBDA", help="iMAML's regularisation λ (default 1)")
+    g.add_argument("--lam", type=positive_float, metavar="LAMBDA", help="iMAML's regularisation λ (default 1/ALPHA)")
     g.add_argument("--cg-steps", type=positive_int, metavar="N", help="iMAML's conjugate-gradient steps (default 5)")
     r = t.add_argument_group("run folder, checkpoints, output")
     r.add_argument("--out", metavar="DIR", help="run folder (default runs/sinusoid-ALGO-seedSEED)")

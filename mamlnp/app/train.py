@@ -23,7 +23,8 @@ discusses; this keeps one optimizer for all four rows of the comparison and no s
 make a resumed run with a larger ``iters`` differ from an uninterrupted one).
 
 iMAML, ANIL and Meta-SGD (``algorithms/imaml.py``, ``anil.py``, ``metasgd.py``) use the same loop. iMAML
-also takes λ (``lam``) and ``cg_steps``; ANIL adapts only the output layer, in training and at test time.
+also takes λ (``lam``, default 1/α: its inner loop is then the fixed-point iteration φ ← θ − α∇L(φ), whose
+first iterate is MAML's adapted point) and ``cg_steps`` (default 5), and runs S = 5 inner steps; ANIL adapts only the output layer, in training and at test time.
 Meta-SGD's state is more than the network: :data:`mamlnp.meta.LEARNED_STATE` names the extra arrays (its
 per-parameter step sizes α, initialised to ``inner_lr``), which follow the network's arrays in the list the
 optimizer steps — so Adam, the checkpoint (``params`` = network + α, ``model.state`` says so) and a resume
@@ -93,7 +94,7 @@ class TrainConfig:
     sizes: tuple = (1, 40, 40, 1)
     activation: str = "relu"
     init: str = "maml"
-    lam: float = 1.0  # iMAML's regularisation strength λ (other algorithms ignore it)
+    lam: float | None = None  # iMAML's regularisation strength λ; None: 1/inner_lr (other algorithms ignore it)
     cg_steps: int = 5  # iMAML's conjugate-gradient iterations (other algorithms ignore it)
 
     def __post_init__(self):
@@ -127,11 +128,11 @@ class TrainConfig:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}, got {self.init!r}")
-        if not _is_number(self.lam) or not np.isfinite(self.lam) or self.lam <= 0:
-            raise ValueError(f"lam must be a positive finite number (iMAML's λ), got {self.lam!r}")
+        if self.lam is not None and (not _is_number(self.lam) or not np.isfinite(self.lam) or self.lam <= 0):
+            raise ValueError(f"lam must be a positive finite number (iMAML's λ) or None (1/inner_lr), got {self.lam!r}")
         if not _is_int(self.cg_steps) or self.cg_steps < 1:
             raise ValueError(f"cg_steps must be a positive integer, got {self.cg_steps!r}")
-        object.__setattr__(self, "lam", float(self.lam))
+        object.__setattr__(self, "lam", None if self.lam is None else float(self.lam))
         object.__setattr__(self, "inner_lr", float(self.inner_lr))
         object.__setattr__(self, "meta_lr", float(self.meta_lr))
 
@@ -382,15 +383,19 @@ def train(config, out=None, *, resume=False, overwrite=False, checkpoint_every=1
                 result = evaluate_params(network, ks=(config.k_support,), steps=(0, 1, 10), tasks=eval_tasks,
                                          seed=eval_seed, stream="validation", inner_lr=config.inner_lr,
                                          activation=config.activation, inner_lrs=step_sizes)
+                # an inner loop that overflows on some validation task (e.g. Meta-SGD's learned steps taken ten
+                # times) gives a NaN/inf mean; JSON has no such numbers, so it is recorded as null
+                finite = lambda v: v if np.isfinite(v) else None  # noqa: E731
                 record = {"iteration": done, "k": config.k_support, "tasks": eval_tasks,
-                          "mse": {str(r["steps"]): r["mse"] for r in result["rows"]},
-                          "ci95": {str(r["steps"]): r["ci95"] for r in result["rows"]}}
+                          "mse": {str(r["steps"]): finite(r["mse"]) for r in result["rows"]},
+                          "ci95": {str(r["steps"]): finite(r["ci95"]) for r in result["rows"]}}
                 if not evals or evals[-1]["iteration"] != done:
                     evals.append(record)
                 window = history[max(0, done - eval_every):done]
                 say(f"[{name}] iteration {done}/{config.iters}: meta-loss {np.mean(window):.4f} (mean of last "
                     f"{window.size}); validation MSE at K={config.k_support} ({eval_tasks} tasks): "
-                    + ", ".join(f"{s} step{'' if s == '1' else 's'} {record['mse'][s]:.3f}" for s in ("0", "1", "10")))
+                    + ", ".join(f"{s} step{'' if s == '1' else 's'} {result['rows'][i]['mse']:.3f}"
+                                for i, s in enumerate(("0", "1", "10"))))
             if done % checkpoint_every == 0 or done == config.iters:
                 save(done)
     except KeyboardInterrupt:
