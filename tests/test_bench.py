@@ -26,7 +26,7 @@ def test_bench_cost_prints_table_exponents_and_saves_figure(capsys, tmp_path):
     figure = tmp_path / "cost.png"
     assert bench.main(["cost", "--inner-steps", "1", "3", "--steps", "1", "--repeats", "1", "--figure", str(figure)]) == 0
     out = capsys.readouterr().out
-    for name in ("MAML", "FOMAML", "Reptile", "iMAML", "ANIL"):
+    for name in ("MAML", "FOMAML", "Reptile", "iMAML", "ANIL", "ANIL (1st order)"):
         assert f"| {name} |" in out
     assert "fitted exponents b" in out and figure.exists()
 

@@ -277,7 +277,7 @@ def bench_meta(args):
 
 
 def bench_cost(args):
-    """time and peak memory vs inner steps S for MAML, FOMAML, Reptile, iMAML, ANIL (figure + exponents)"""
+    """time and peak memory vs inner steps S for MAML, FOMAML, Reptile, iMAML, ANIL (2nd and 1st order) (figure + exponents)"""
     from pathlib import Path
     from .cost import format_cost, measure_cost, plot_cost
     print(_header())

@@ -8,7 +8,8 @@ What is expected, and why:
 * iMAML solves (I + H/λ) x = ∇L^query by CG at the last iterate only: time grows with S (the inner solver)
   plus a fixed CG cost, memory flat — its selling point (Rajeswaran et al. 2019).
 * ANIL (order 2) still records the whole network at each inner step (the body gets its gradient through the
-  adapted head), so its memory grows like MAML's; its inner loop is cheaper only in what the head touches.
+  adapted head), so its memory grows like MAML's. First-order ANIL treats the body as constants in the inner
+  loop: each inner step differentiates only the head, and nothing is kept.
 
 Time: median seconds per call over interleaved blocks (all algorithms of one S timed in turn, so load drift
 hits them alike). Memory: ``tracemalloc``'s peak during one call (NumPy reports its buffers to it), measured in
@@ -36,6 +37,7 @@ COST_ALGORITHMS = {
     "Reptile": lambda p, s, q, S: reptile_gradient(p, s, q, inner_lr=INNER_LR, inner_steps=S),
     "iMAML": lambda p, s, q, S: imaml_gradient(p, s, q, inner_lr=INNER_LR, inner_steps=S, lam=1 / INNER_LR, cg_steps=5),
     "ANIL": lambda p, s, q, S: anil_gradient(p, s, q, inner_lr=INNER_LR, inner_steps=S),
+    "ANIL (1st order)": lambda p, s, q, S: anil_gradient(p, s, q, inner_lr=INNER_LR, inner_steps=S, order=1),
 }
 
 

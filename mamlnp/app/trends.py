@@ -80,7 +80,7 @@ def _test_errors(params, family, *, tasks, seed, k=10, steps=(0, 1, 10), inner_l
 def pool_study(pool_sizes, *, iters, tasks=300, seed=0, eval_seed=2017, inner_lr=0.01, k=10):
     """MAML trained on a finite pool of ``n`` sines (``None``: fresh sines every batch), for each n.
 
-    Returns rows ``{"pool", "train", "test"}``: mean query MSE after one step on K = ``k`` points, on new
+    Returns rows ``{"pool", "train", "test", "params"}``: mean query MSE after one step on K = ``k`` points, on new
     inputs of the pool's own sines ("train": what the meta-learner saw) and on ``tasks`` new sines ("test").
     The gap test − train is meta-overfitting: memorising the tasks instead of learning to adapt.
     """
@@ -95,7 +95,8 @@ def pool_study(pool_sizes, *, iters, tasks=300, seed=0, eval_seed=2017, inner_lr
         else:  # the pool's own sines at fresh inputs (the same seeded inputs for every pool)
             support, query, _ = pool.sample(np.random.default_rng([eval_seed, 7]), tasks, k, 100)
             train = summarize(adaptation_losses(run["params"], support, query, inner_lr=inner_lr, steps=(1,))[1])
-        rows.append({"pool": "unlimited" if n is None else int(n), "train": train, "test": test})
+        rows.append({"pool": "unlimited" if n is None else int(n), "train": train, "test": test,
+                     "params": run["params"]})
     return rows
 
 
