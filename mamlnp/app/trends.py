@@ -25,7 +25,7 @@ from ..models.optim import Adam
 from ..tasks import SinusoidTaskPool, SinusoidTasks
 from .evaluate import make_test_tasks, summarize
 
-__all__ = ["meta_train", "pool_study", "ood_errors", "sharpness", "diverging_fraction", "edge_of_stability",
+__all__ = ["meta_train", "pool_study", "ood_errors", "sharpness", "diverging_fraction", "edge_of_stability", "BLOWN_UP",
            "first_order_gap", "OOD_FAMILIES"]
 
 SIZES = (1, 40, 40, 1)
@@ -72,9 +72,12 @@ def meta_train(algorithm="maml", *, iters, sampler=None, inner_lr=0.01, inner_st
 
 
 def _test_errors(params, family, *, tasks, seed, k=10, steps=(0, 1, 10), inner_lr=0.01):
+    """Per-task query MSEs ``{S: (tasks,)}``; a task whose inner loop overflowed (NaN) counts as +inf, so that
+    medians and counts stay meaningful and the mean says plainly that something blew up."""
     support, query, _ = make_test_tasks(seed, tasks, k, task_family=family)
     with np.errstate(over="ignore", invalid="ignore"):
-        return adaptation_losses(params, support, query, inner_lr=inner_lr, steps=steps)
+        errors = adaptation_losses(params, support, query, inner_lr=inner_lr, steps=steps)
+    return {s: np.where(np.isnan(e), np.inf, e) for s, e in errors.items()}
 
 
 def pool_study(pool_sizes, *, iters, tasks=300, seed=0, eval_seed=2017, inner_lr=0.01, k=10):
@@ -138,19 +141,23 @@ def sharpness(params, support, *, iters=30, seed=0, activation="relu"):
     return sum(np.sum((a * b).reshape(task_count, -1), axis=1) for a, b in zip(v, hv))
 
 
+BLOWN_UP = 100.0  # query MSE beyond this is divergence: no in-range sine has an unadapted MSE near it (A ≤ 5)
+
+
 def diverging_fraction(params, *, inner_lr, steps=10, tasks=300, seed=2017, k=5):
-    """Fraction of test tasks whose query MSE after ``steps`` plain SGD steps of ``inner_lr`` exceeds their MSE
-    before adapting (NaN/inf counted as worse), and the median MSE after ``steps``."""
+    """``{"worse", "blown_up", "median"}`` after ``steps`` plain SGD steps of ``inner_lr`` on ``tasks`` test tasks:
+    the fraction whose query MSE exceeds their MSE before adapting (which also happens without divergence, by
+    over-fitting K points), the fraction that diverged (MSE above :data:`BLOWN_UP` or overflowed), and the
+    median MSE (an overflowed task counts as +inf)."""
     errors = _test_errors(params, SinusoidTasks(), tasks=tasks, seed=seed, k=k, steps=(0, steps), inner_lr=inner_lr)
-    with np.errstate(invalid="ignore"):
-        worse = ~(errors[steps] <= errors[0])
-    return float(np.mean(worse)), float(np.median(errors[steps]))
+    return {"worse": float(np.mean(~(errors[steps] <= errors[0]))),
+            "blown_up": float(np.mean(~(errors[steps] <= BLOWN_UP))), "median": float(np.median(errors[steps]))}
 
 
 def edge_of_stability(inner_lrs, seeds, *, iters, every, tasks=50, k=5, power_iters=20, dtype=np.float64):
     """For each (α, seed): MAML training, with α·λ_max(H_support) of ``tasks`` fixed K-point test tasks every
     ``every`` iterations. Returns rows ``{"inner_lr", "seed", "iterations", "alpha_lambda" (n_records, tasks),
-    "diverging", "median_after_10"}`` (the last two after training, 300 tasks, K = ``k``, ten steps of α)."""
+    "after_10"}`` (after training, :func:`diverging_fraction` of 300 tasks, K = ``k``, ten steps of α)."""
     support, _, _ = make_test_tasks(2017, tasks, k)
     support = (support[0].astype(dtype), support[1].astype(dtype))
     rows = []
@@ -166,11 +173,10 @@ def edge_of_stability(inner_lrs, seeds, *, iters, every, tasks=50, k=5, power_it
             except FloatingPointError as err:
                 rows.append({"inner_lr": inner_lr, "seed": seed, "error": str(err)})
                 continue
-            diverging, median = diverging_fraction([np.asarray(x, np.float64) for x in run["params"]],
-                                                   inner_lr=inner_lr, k=k)
+            after = diverging_fraction([np.asarray(x, np.float64) for x in run["params"]], inner_lr=inner_lr, k=k)
             rows.append({"inner_lr": inner_lr, "seed": seed, "iterations": [it for it, _ in run["records"]],
-                         "alpha_lambda": np.array([r for _, r in run["records"]]), "diverging": diverging,
-                         "median_after_10": median, "dtype": np.dtype(dtype).name})
+                         "alpha_lambda": np.array([r for _, r in run["records"]]), "after_10": after,
+                         "dtype": np.dtype(dtype).name})
     return rows
 
 
