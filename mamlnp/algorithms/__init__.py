@@ -29,7 +29,7 @@ __all__ = [
     "meta_gradient", "maml_gradient", "adapt", "adaptation_losses", "fomaml_gradient", "reptile_gradient",
     "multitask_gradient", "article_section4_gradient", "task_loss_fn", "validate_meta_batch", "ALGORITHMS",
     "imaml_gradient", "metasgd_gradient", "metasgd_adapt_losses", "anil_gradient", "anil_inner_lrs", "LEARNED_STATE",
-    "test_time_step_sizes",
+    "adaptation_step_sizes",
 ]
 
 # name -> gradient function(params, support, query, *, inner_lr, inner_steps, loss, activation)
@@ -49,7 +49,7 @@ ALGORITHMS = {
 LEARNED_STATE = {"metasgd": metasgd_initial_state}
 
 
-def test_time_step_sizes(algorithm, params, extra, inner_lr):
+def adaptation_step_sizes(algorithm, params, extra, inner_lr):
     """Per-array step sizes for meta-test adaptation, or None for plain SGD of size ``inner_lr`` on every array.
 
     Meta-SGD adapts with its learned α (``extra``); ANIL adapts only the head, as it was trained to.

@@ -262,9 +262,13 @@ def _network(ckpt, inner_lr):
 
 
 def _curves(ckpts, *, ks, tasks, seed, k_query, inner_lr, steps):
-    return [adaptation_curves(*_network(c, inner_lr)[:1], ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
-                              inner_lr=inner_lr, activation=c.metadata["model"]["activation"],
-                              inner_lrs=_network(c, inner_lr)[1]) for c in ckpts]
+    curves = []
+    for c in ckpts:
+        network, step_sizes = _network(c, inner_lr)
+        curves.append(adaptation_curves(network, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
+                                        inner_lr=inner_lr, activation=c.metadata["model"]["activation"],
+                                        inner_lrs=step_sizes))
+    return curves
 
 
 def _plot_all(ckpts, curves, out_dir, prefix, *, ks, seed, inner_lr):

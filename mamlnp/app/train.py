@@ -45,7 +45,7 @@ import numpy as np
 
 from .evaluate import DEFAULT_EVAL_SEED, evaluate_params
 from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
-from ..algorithms import ALGORITHMS, LEARNED_STATE, test_time_step_sizes
+from ..algorithms import ALGORITHMS, LEARNED_STATE, adaptation_step_sizes
 from ..models.nn import ACTIVATIONS, init_mlp
 from ..models.optim import OPTIMIZERS
 from ..tasks import SinusoidTasks
@@ -198,8 +198,8 @@ def split_state(algorithm, state, inner_lr):
     state = list(state)
     if algorithm in LEARNED_STATE:
         half = len(state) // 2
-        return state[:half], test_time_step_sizes(algorithm, state[:half], state[half:], inner_lr)
-    return state, test_time_step_sizes(algorithm, state, None, inner_lr)
+        return state[:half], adaptation_step_sizes(algorithm, state[:half], state[half:], inner_lr)
+    return state, adaptation_step_sizes(algorithm, state, None, inner_lr)
 
 
 def _gradient_options(config):
