@@ -335,3 +335,18 @@ def test_bad_settings_are_clear_errors(call, match):
     params, support, query = meta_batch(seed=0)
     with pytest.raises(ValueError, match=match):
         call(params, support, query)
+
+
+def test_imaml_adapt_is_the_inner_loop_of_imaml_gradient_and_one_step_is_maml_step():
+    """With λ = 1/α one regularised step is MAML's SGD step; the meta-loss of imaml_gradient is the query loss at
+    imaml_adapt's φ (the same inner loop)."""
+    from mamlnp.meta import adapt, imaml_adapt
+    params, support, query = meta_batch(seed=15, tasks=3)
+    one = imaml_adapt(params, support, inner_lr=0.05, inner_steps=1, activation="tanh")
+    sgd = adapt(params, support, inner_lr=0.05, inner_steps=1, activation="tanh")
+    assert all(np.allclose(a, b, rtol=1e-13, atol=1e-15) for a, b in zip(one, sgd))
+    phi = imaml_adapt(params, support, inner_lr=0.05, inner_steps=4, lam=3.0, activation="tanh")
+    expected = float(np.mean(losses.LOSSES["mse"][0](mlp(phi, query[0], "tanh"), query[1])))
+    meta_loss, _ = imaml_gradient(params, support, query, inner_lr=0.05, inner_steps=4, lam=3.0, cg_steps=2,
+                                  activation="tanh")
+    assert meta_loss == pytest.approx(expected, rel=1e-12)

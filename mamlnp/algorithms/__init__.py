@@ -21,14 +21,14 @@ from .maml import (adapt, adaptation_losses, fomaml_gradient, maml_gradient, met
                    validate_meta_batch)
 from .multitask import article_section4_gradient, multitask_gradient
 from .reptile import reptile_gradient
-from .imaml import imaml_gradient
+from .imaml import imaml_adapt, imaml_gradient
 from .metasgd import metasgd_adapt_losses, metasgd_gradient, metasgd_joint_gradient, metasgd_initial_state
 from .anil import anil_gradient, anil_inner_lrs
 
 __all__ = [
     "meta_gradient", "maml_gradient", "adapt", "adaptation_losses", "fomaml_gradient", "reptile_gradient",
     "multitask_gradient", "article_section4_gradient", "task_loss_fn", "validate_meta_batch", "ALGORITHMS",
-    "imaml_gradient", "metasgd_gradient", "metasgd_adapt_losses", "anil_gradient", "anil_inner_lrs", "LEARNED_STATE",
+    "imaml_gradient", "imaml_adapt", "metasgd_gradient", "metasgd_adapt_losses", "anil_gradient", "anil_inner_lrs", "LEARNED_STATE",
     "adaptation_step_sizes",
 ]
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from .maml import _check_inner, _Step, _stack, prepare
 
-__all__ = ["imaml_gradient", "conjugate_gradient"]
+__all__ = ["imaml_gradient", "imaml_adapt", "conjugate_gradient"]
 
 
 def _check_imaml(lam, cg_steps):
@@ -81,6 +81,31 @@ def conjugate_gradient(matvec, rhs, steps):
     return x
 
 
+def _regularised_inner_loop(flat_loss, theta, support, inner_lr, inner_steps, lam):
+    """S steps of φ ← φ − α(∇L^support(φ) + λ(φ − θ)) from φ = θ; each step's trace is dropped at once."""
+    phi = theta
+    for _ in range(inner_steps):
+        g = _Step(flat_loss, phi, support[0], support[1]).grad()
+        phi = [f - inner_lr * (gi + lam * (f - t)) for f, gi, t in zip(phi, g, theta)]
+    return phi
+
+
+def imaml_adapt(params, support, *, inner_lr, inner_steps, lam=None, loss="mse", activation="relu", task_loss=None):
+    """iMAML's own test-time adaptation: φ_i after S regularised steps (λ = 1/α by default), shape (T, …) per array.
+
+    With λ = 1/α, one step is MAML's SGD step; more steps approach the proximal point φ = θ − α∇L^support(φ)
+    (when that iteration converges, α λ_max(H) < 1) instead of running further down the support loss.
+    """
+    _check_inner(inner_lr, inner_steps)
+    lam = 1.0 / float(inner_lr) if lam is None else lam
+    _check_imaml(lam, 1)
+    flat_loss, leaves, rebuild, task_count = prepare(params, support, None, loss=loss, activation=activation,
+                                                     task_loss=task_loss)
+    phi = _regularised_inner_loop(flat_loss, _stack(leaves, task_count), support, float(inner_lr), inner_steps,
+                                  float(lam))
+    return rebuild([np.array(p) for p in phi])
+
+
 def imaml_gradient(params, support, query, *, inner_lr, inner_steps, lam=None, cg_steps=5, loss="mse", activation="relu",
                    task_loss=None):
     """iMAML's meta-loss and approximate implicit meta-gradient ``(meta_loss, grads)``.
@@ -96,11 +121,7 @@ def imaml_gradient(params, support, query, *, inner_lr, inner_steps, lam=None, c
     flat_loss, leaves, rebuild, task_count = prepare(params, support, query, loss=loss, activation=activation,
                                                      task_loss=task_loss)
     inner_lr, lam = float(inner_lr), float(lam)
-    theta = _stack(leaves, task_count)
-    phi = theta
-    for _ in range(inner_steps):  # each step's trace is dropped at once: nothing is kept for the backward pass
-        g = _Step(flat_loss, phi, support[0], support[1]).grad()
-        phi = [f - inner_lr * (gi + lam * (f - t)) for f, gi, t in zip(phi, g, theta)]
+    phi = _regularised_inner_loop(flat_loss, _stack(leaves, task_count), support, inner_lr, inner_steps, lam)
     outer = _Step(flat_loss, phi, query[0], query[1], scale=1.0 / task_count)
     rhs = outer.grad()
     curvature = _Step(flat_loss, phi, support[0], support[1])
