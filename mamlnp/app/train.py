@@ -24,7 +24,9 @@ make a resumed run with a larger ``iters`` differ from an uninterrupted one).
 
 iMAML, ANIL and Meta-SGD (``algorithms/imaml.py``, ``anil.py``, ``metasgd.py``) use the same loop. iMAML
 also takes λ (``lam``, default 1/α: its inner loop is then the fixed-point iteration φ ← θ − α∇L(φ), whose
-first iterate is MAML's adapted point) and ``cg_steps`` (default 5), and runs S = 5 inner steps; ANIL adapts only the output layer, in training and at test time.
+first iterate is MAML's adapted point) and ``cg_steps`` (default 5), and runs S = 5 inner steps (measured: with
+these settings, and with λ = 2, iMAML trains poorly on sinusoids — its gradient needs the inner problem solved;
+see the README); ANIL adapts only the output layer, in training and at test time.
 Meta-SGD's state is more than the network: :data:`mamlnp.meta.LEARNED_STATE` names the extra arrays (its
 per-parameter step sizes α, initialised to ``inner_lr``), which follow the network's arrays in the list the
 optimizer steps — so Adam, the checkpoint (``params`` = network + α, ``model.state`` says so) and a resume
