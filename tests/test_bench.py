@@ -20,3 +20,22 @@ def test_bench_rejects_zero_steps(capsys):
     with pytest.raises(SystemExit):
         bench.main(["meta", "--steps", "0"])
     assert "--steps must be ≥ 1" in capsys.readouterr().err
+
+
+def test_bench_cost_prints_table_exponents_and_saves_figure(capsys, tmp_path):
+    figure = tmp_path / "cost.png"
+    assert bench.main(["cost", "--inner-steps", "1", "3", "--steps", "1", "--repeats", "1", "--figure", str(figure)]) == 0
+    out = capsys.readouterr().out
+    for name in ("MAML", "FOMAML", "Reptile", "iMAML", "ANIL", "ANIL (1st order)"):
+        assert f"| {name} |" in out
+    assert "fitted exponents b" in out and figure.exists()
+
+
+def test_cost_memory_grows_for_maml_not_imaml_and_exponent_fit_is_exact_on_a_power_law():
+    from mamlnp.app.cost import fit_exponent, measure_cost
+    assert abs(fit_exponent([1, 2, 4], [3.0, 12.0, 48.0]) - 2.0) < 1e-12
+    result = measure_cost(steps=(1, 8), algorithms=("MAML", "iMAML", "FOMAML"), repeats=1, calls=1, sizes=(1, 20, 20, 1))
+    memory = result["peak_bytes"]
+    assert memory["MAML"][1] > 3 * memory["MAML"][0]
+    assert memory["iMAML"][1] < 1.3 * memory["iMAML"][0]
+    assert memory["FOMAML"][1] < 1.3 * memory["FOMAML"][0]

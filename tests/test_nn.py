@@ -88,7 +88,7 @@ def test_init_mlp_rejects_anything_but_a_generator(rng):
 
 def test_init_mlp_rejects_unknown_scheme_and_integer_dtype():
     """An unknown scheme is named; an integer dtype would round every weight to 0, so it is refused."""
-    with pytest.raises(ValueError, match=r"scheme must be 'maml' or 'glorot', got 'he'"):
+    with pytest.raises(ValueError, match=r"scheme must be 'maml', 'glorot' or 'torch', got 'he'"):
         init_mlp([1, 4, 1], np.random.default_rng(0), scheme="he")
     with pytest.raises(ValueError, match=r"dtype must be a floating-point type.*got int32"):
         init_mlp([1, 4, 1], np.random.default_rng(0), dtype=np.int32)

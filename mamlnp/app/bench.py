@@ -8,6 +8,9 @@
 
 ``bench omniglot``  the Omniglot 5-way 1-shot meta-step (T = 32) against torch.func, time and peak memory
                 (:mod:`mamlnp.app.omniglot_bench`).
+``bench cost``  time and peak memory (tracemalloc) of one meta-gradient against inner steps S for MAML,
+                first-order MAML, Reptile, iMAML and ANIL; a figure and fitted scaling exponents
+                (``mamlnp.app.cost``).
 
 Timings are the median over ``--repeats`` blocks of ``--steps`` meta-steps after a warm-up. Run with
 ``OMP_NUM_THREADS=1`` for single-thread figures comparable across machines.
@@ -277,12 +280,38 @@ def bench_meta(args):
     return 0
 
 
+def bench_cost(args):
+    """time and peak memory vs inner steps S for MAML, FOMAML, Reptile, iMAML, ANIL (2nd and 1st order) (figure + exponents)"""
+    from pathlib import Path
+    from .cost import format_cost, measure_cost, plot_cost
+    print(_header())
+    steps = sorted(set(args.inner_steps))
+    if any(s < 1 for s in steps):
+        print(f"error: --inner-steps must be positive integers, got {steps}")
+        return 2
+    print(f"one meta-gradient on 25 sinusoid tasks (K=10 support + 10 query), 1-40-40-1 ReLU, α = 0.01; iMAML "
+          f"λ = 1/α, 5 CG steps; S = {steps}; median of {args.repeats} interleaved blocks of {args.steps} calls; "
+          "peak memory from tracemalloc in a separate call")
+    result = measure_cost(steps=steps, repeats=args.repeats, calls=args.steps, seed=args.seed)
+    print(format_cost(result))
+    if len(steps) > 1:
+        print("fitted exponents b (cost ∝ S^b): " + "; ".join(
+            f"{a} time {e['time']:.2f}, memory {e['memory']:.2f}" for a, e in result["exponents"].items()))
+    if args.figure:
+        path = Path(args.figure)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_cost(result, path)
+        print(f"figure: {path}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mamlnp bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     from .omniglot_bench import bench_omniglot  # article §5.1's meta-step against torch.func
-    for name, fn, steps in (("hvp", bench_hvp, 200), ("meta", bench_meta, 200), ("omniglot", bench_omniglot, 5)):
+    for name, fn, steps in (("hvp", bench_hvp, 200), ("meta", bench_meta, 200), ("cost", bench_cost, 3),
+                            ("omniglot", bench_omniglot, 5)):
         p = sub.add_parser(name, help=fn.__doc__)
         p.add_argument("--steps", type=int, default=steps, help="calls per timed block (default %(default)s)")
         p.add_argument("--repeats", type=int, default=7, help="timed blocks; the median is reported (default %(default)s)")
@@ -292,6 +321,11 @@ def main(argv=None):
             p.add_argument("--torch", action="store_true", help="also time PyTorch torch.func, if installed")
             p.add_argument("--jax", action="store_true", help="also time the step in JAX, jit-compiled, if installed")
             p.add_argument("--quick", action="store_true", help="only MAML, S=1, float64 (and the comparisons asked for)")
+        if name == "cost":
+            p.add_argument("--inner-steps", type=int, nargs="+", default=[1, 2, 5, 10, 20], metavar="S",
+                           help="inner step counts (default 1 2 5 10 20)")
+            p.add_argument("--figure", default="figures/cost_vs_inner_steps.png",
+                           help="where to save the figure ('' for none; default %(default)s)")
     p_alloc = "--default-allocator"
     for p in sub.choices.values():
         p.add_argument(p_alloc, action="store_true",

@@ -30,15 +30,15 @@ from ..algorithms import ALGORITHMS
 from ..models.nn import ACTIVATIONS
 from ..models.optim import OPTIMIZERS
 from .perf import keep_freed_memory
-from .train import (ALGORITHM_DEFAULTS, TASKS, ConfigMismatch, TrainConfig, TrainingDiverged, check_train_size,
-                    seconds_per_iteration, train)
+from .train import (ALGORITHM_DEFAULTS, INITS, TASKS, ConfigMismatch, TrainConfig, TrainingDiverged, check_train_size,
+                    seconds_per_iteration, split_state, train)
 
 __all__ = ["main", "build_parser"]
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_WRITE_FAILED, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 LABELS = {"maml": "MAML", "fomaml": "first-order MAML", "reptile": "Reptile", "multitask": "multi-task pretraining",
-          "article": "article §4 loop"}
+          "article": "article §4 loop", "imaml": "iMAML", "metasgd": "Meta-SGD", "anil": "ANIL"}
 
 TRAIN_DESCRIPTION = """\
 Meta-train a 1-40-40-1 ReLU network on sinusoid regression (Finn et al. 2017, §5.1) — the main job.
@@ -155,7 +155,8 @@ def build_parser():
     g = t.add_argument_group("what to train (defaults: Finn et al. 2017)")
     g.add_argument("--algo", choices=[a for a in ALGORITHMS], default=None,
                    help="maml (default), fomaml (first-order MAML), reptile, multitask (no adaptation), "
-                        "article (the article's §4 loop, numerically multitask)")
+                        "article (the article's §4 loop, numerically multitask), imaml (implicit MAML), "
+                        "metasgd (learned per-parameter step sizes), anil (only the output layer adapts)")
     g.add_argument("--inner-steps", type=nonnegative_int, metavar="S",
                    help="inner SGD steps per task during training (default 1; reptile: "
                         f"{ALGORITHM_DEFAULTS['reptile']['inner_steps']}; ignored by multitask)")
@@ -169,6 +170,10 @@ def build_parser():
     g.add_argument("--seed", type=nonnegative_int, help="seed of the initialisation and training tasks (default 0)")
     g.add_argument("--hidden", type=positive_int, nargs="+", metavar="H", help="hidden widths (default 40 40)")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS), help="activation (default relu)")
+    g.add_argument("--init", choices=INITS, help="initial weights: maml (the paper's truncated normal σ=0.01, "
+                   "default), glorot, torch (PyTorch's default uniform ±1/√fan_in)")
+    g.add_argument("--lam", type=positive_float, metavar="LAMBDA", help="iMAML's regularisation λ (default 1/ALPHA)")
+    g.add_argument("--cg-steps", type=positive_int, metavar="N", help="iMAML's conjugate-gradient steps (default 5)")
     r = t.add_argument_group("run folder, checkpoints, output")
     r.add_argument("--out", metavar="DIR", help="run folder (default runs/sinusoid-ALGO-seedSEED)")
     r.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
@@ -255,7 +260,7 @@ def _describe(metadata):
     algo = metadata.get("algorithm", "?")
     cfg = metadata.get("config", {})
     label = LABELS.get(algo, algo)
-    if algo in ("maml", "fomaml", "reptile") and "inner_steps" in cfg:
+    if algo in ("maml", "fomaml", "reptile", "imaml", "anil", "metasgd") and "inner_steps" in cfg:
         label += f" (trained with S={cfg['inner_steps']})"  # training steps; test-time steps are the table's rows
     return label
 
@@ -288,8 +293,9 @@ def _evaluate_checkpoints(ckpts, *, ks, steps, tasks, seed, k_query, inner_lr, c
     for i, ckpt in enumerate(ckpts):
         activation = _activation(ckpt)
         if curves is None:
-            result = evaluate_params(ckpt.params, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
-                                     inner_lr=inner_lr, activation=activation)
+            network, step_sizes = _network(ckpt, inner_lr)
+            result = evaluate_params(network, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
+                                     inner_lr=inner_lr, activation=activation, inner_lrs=step_sizes)
         else:
             result = result_from_curves(curves[i], steps=steps, tasks=tasks, seed=seed, k_query=k_query,
                                         inner_lr=inner_lr, activation=activation)
@@ -331,28 +337,38 @@ def _eval_report(results, *, tasks, seed, k_query, inner_lr, digits=3, median=Tr
     return "\n".join(parts)
 
 
+def _network(ckpt, inner_lr):
+    """(network params, test-time per-array step sizes or None): Meta-SGD's learned α, ANIL's head-only steps."""
+    return split_state(ckpt.metadata.get("algorithm"), ckpt.params, inner_lr)
+
+
 def _curves(ckpts, *, ks, tasks, seed, k_query, inner_lr, steps):
-    return [adaptation_curves(c.params, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
-                              inner_lr=inner_lr, activation=_activation(c)) for c in ckpts]
+    curves = []
+    for c in ckpts:
+        network, step_sizes = _network(c, inner_lr)
+        curves.append(adaptation_curves(network, ks=ks, steps=steps, tasks=tasks, seed=seed, k_query=k_query,
+                                        inner_lr=inner_lr, activation=_activation(c), inner_lrs=step_sizes))
+    return curves
 
 
 def _plot_all(ckpts, curves, out_dir, prefix, *, ks, seed, inner_lr):
     from .plots import plot_adaptation, plot_mse_vs_steps
     out_dir = Path(out_dir)
     labels = _unique([_describe(c.metadata) for c in ckpts], [c.metadata.get("config", {}).get("seed") for c in ckpts])
-    models = [(lab, c.metadata.get("algorithm"), c.params, _activation(c))
+    models = [(lab, c.metadata.get("algorithm"), *_network(c, inner_lr), _activation(c))
               for lab, c in zip(labels, ckpts)]
     adapt_ks = [k for k in (5, 10) if k in ks] or sorted(ks)[:2]
     adaptation_png, curves_png = out_dir / f"{prefix}_adaptation.png", out_dir / f"{prefix}_mse_vs_steps.png"
     plot_adaptation(models, adaptation_png, ks=adapt_ks, inner_lr=inner_lr, seed=seed)
-    plot_mse_vs_steps([(lab, algo, c) for (lab, algo, _, _), c in zip(models, curves)], curves_png)
+    plot_mse_vs_steps([(m[0], m[1], c) for m, c in zip(models, curves)], curves_png)
     return [adaptation_png, curves_png]
 
 
 # ------------------------------------------------------------------------------------------- commands
 _FLAG_TO_FIELD = {"algo": "algorithm", "inner_steps": "inner_steps", "iters": "iters", "meta_batch": "meta_batch",
                   "k": "k_support", "k_query": "k_query", "inner_lr": "inner_lr", "meta_lr": "meta_lr",
-                  "optimizer": "optimizer", "seed": "seed", "activation": "activation"}
+                  "optimizer": "optimizer", "seed": "seed", "activation": "activation", "init": "init", "lam": "lam",
+                  "cg_steps": "cg_steps"}
 
 
 def _explicit_overrides(args):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..algorithms import adaptation_losses
+from ..algorithms import adaptation_losses, metasgd_adapt_losses
 from ..tasks import SinusoidTasks, sinusoid
 
 __all__ = ["STREAMS", "make_test_tasks", "adaptation_curves", "summarize", "evaluate_params",
@@ -80,8 +80,12 @@ def make_test_tasks(seed, tasks, k_max, k_query=DEFAULT_K_QUERY, stream="test", 
 
 
 def adaptation_curves(params, *, ks=(5, 10, 20), steps=(0, 1, 10), tasks=600, seed=DEFAULT_EVAL_SEED,
-                      k_query=DEFAULT_K_QUERY, inner_lr=0.01, activation="relu", stream="test"):
-    """Per-task query MSEs: ``{K: {S: array (tasks,)}}`` after S inner SGD steps of size ``inner_lr`` on K points."""
+                      k_query=DEFAULT_K_QUERY, inner_lr=0.01, activation="relu", stream="test", inner_lrs=None):
+    """Per-task query MSEs: ``{K: {S: array (tasks,)}}`` after S inner SGD steps of size ``inner_lr`` on K points.
+
+    ``inner_lrs``: per-parameter step sizes (arrays shaped like ``params``) instead of ``inner_lr`` — Meta-SGD's
+    learned α, or ANIL's head-only steps (see ``mamlnp.app.train.split_state``).
+    """
     ks = _positive_ints(ks, "ks")
     steps = tuple(steps)  # validated by meta.adaptation_losses, which refuses non-integers rather than truncating
     (tasks,), (k_query,) = _positive_ints(tasks, "tasks"), _positive_ints(k_query, "k_query")
@@ -98,8 +102,12 @@ def adaptation_curves(params, *, ks=(5, 10, 20), steps=(0, 1, 10), tasks=600, se
         k_support = (support[0][:, :k], support[1][:, :k])
         # an inner loop that diverges on some task is a result to report (summarize counts it), not a warning
         with np.errstate(over="ignore", invalid="ignore"):
-            curves[k] = adaptation_losses(params, k_support, query, inner_lr=inner_lr, steps=steps,
-                                          activation=activation)
+            if inner_lrs is None:
+                curves[k] = adaptation_losses(params, k_support, query, inner_lr=inner_lr, steps=steps,
+                                              activation=activation)
+            else:
+                curves[k] = metasgd_adapt_losses(params, inner_lrs, k_support, query, steps=steps,
+                                                 activation=activation)
     return curves
 
 
@@ -133,12 +141,12 @@ def summarize(per_task):
 
 
 def evaluate_params(params, *, ks=(5, 10, 20), steps=(0, 1, 10), tasks=600, seed=DEFAULT_EVAL_SEED,
-                    k_query=DEFAULT_K_QUERY, inner_lr=0.01, activation="relu", stream="test"):
+                    k_query=DEFAULT_K_QUERY, inner_lr=0.01, activation="relu", stream="test", inner_lrs=None):
     """The evaluation as a JSON-able dict: settings plus ``rows = [{k, steps, mse, ci95, std, n}, …]``."""
     steps = sorted(set(int(s) for s in steps))
     # S = 0 is always computed: it tells for how many tasks adaptation made the error worse
     curves = adaptation_curves(params, ks=ks, steps=[0, *steps], tasks=tasks, seed=seed, k_query=k_query,
-                               inner_lr=inner_lr, activation=activation, stream=stream)
+                               inner_lr=inner_lr, activation=activation, stream=stream, inner_lrs=inner_lrs)
     return result_from_curves(curves, steps=steps, tasks=tasks, seed=seed, k_query=k_query, inner_lr=inner_lr,
                               activation=activation, stream=stream)
 

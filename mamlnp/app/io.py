@@ -269,6 +269,10 @@ def read_checkpoint(path) -> Checkpoint:
     sizes = metadata.get("model", {}).get("sizes")
     if sizes is not None:
         expected = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ([a, b], [b])]
+        # a training state that holds more than the network (Meta-SGD: the network, then one step size per
+        # weight) says how many network-shaped lists it holds
+        copies = metadata.get("model", {}).get("state_copies", 1)
+        expected = expected * (copies if isinstance(copies, int) and copies >= 1 else 1)
         if shapes != expected:
             raise CheckpointError(f"{str(path)!r}: parameter shapes {shapes} do not form the MLP {sizes} "
                                   f"the metadata describes (expected {expected})")

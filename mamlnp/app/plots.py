@@ -22,7 +22,9 @@ from matplotlib.lines import Line2D
 
 from .guard import atomic_write_bytes
 from .evaluate import DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, make_test_tasks, summarize
-from ..algorithms import adapt
+from ..algorithms import adapt, task_loss_fn
+from ..algorithms.maml import _stack
+from ..algorithms.metasgd import per_parameter_inner_loop
 from ..models.nn import mlp
 from ..tasks import sinusoid
 
@@ -59,7 +61,9 @@ def _save(fig, path):
 
 
 def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, seed=DEFAULT_EVAL_SEED, task_index=0):
-    """Figure-2 style picture. ``models``: list of ``(label, algorithm, params, activation)``.
+    """Figure-2 style picture. ``models``: list of ``(label, algorithm, params, activation)``, or of
+    ``(label, algorithm, params, step_sizes, activation)`` for a model adapted with per-array step sizes
+    (Meta-SGD's learned α, ANIL's head-only steps; None: plain SGD of size ``inner_lr``).
 
     The task is number ``task_index`` of the seeded ``"plot"`` stream; the K-point support sets are
     nested (the first K of the largest K's points), as in the evaluation.
@@ -76,7 +80,9 @@ def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, s
 
     fig = NotebookFigure(figsize=(max(4.2 * len(ks), 8.0), 3.2 * len(models)), layout="constrained")  # room for the legend with one K
     axes = fig.subplots(len(models), len(ks), squeeze=False, sharex=True, sharey=True)
-    for row, (label, algorithm, params, activation) in enumerate(models):
+    for row, model in enumerate(models):
+        label, algorithm, params, activation = model[0], model[1], model[2], model[-1]
+        step_sizes = model[3] if len(model) == 5 else None
         color = _color(algorithm, row)
         for col, k in enumerate(ks):
             ax = axes[row][col]
@@ -85,7 +91,11 @@ def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, s
             ax.plot(grid[0, :, 0], mlp(params, grid[0], activation)[:, 0], ":", color=color, alpha=0.45, lw=1.8,
                     label="pre-update")
             for j, s in enumerate(steps):
-                adapted = adapt(params, (xs, ys), inner_lr=inner_lr, inner_steps=s, activation=activation)
+                if step_sizes is None:
+                    adapted = adapt(params, (xs, ys), inner_lr=inner_lr, inner_steps=s, activation=activation)
+                else:
+                    adapted, _ = per_parameter_inner_loop(task_loss_fn("mse", activation), _stack(params, 1),
+                                                          (xs, ys), step_sizes, s)
                 pred = mlp(adapted, grid, activation)[0, :, 0]
                 ax.plot(grid[0, :, 0], pred, "--" if j < len(steps) - 1 else "-", color=color,
                         alpha=0.55 + 0.45 * (j + 1) / len(steps), lw=1.2 + 0.6 * j,

@@ -22,6 +22,16 @@ same Adam(10⁻³) as the other algorithms, a use of Reptile's difference as a g
 discusses; this keeps one optimizer for all four rows of the comparison and no schedule (a schedule would
 make a resumed run with a larger ``iters`` differ from an uninterrupted one).
 
+iMAML, ANIL and Meta-SGD (``algorithms/imaml.py``, ``anil.py``, ``metasgd.py``) use the same loop. iMAML
+also takes λ (``lam``, default 1/α: its inner loop is then the fixed-point iteration φ ← θ − α∇L(φ), whose
+first iterate is MAML's adapted point) and ``cg_steps`` (default 5), and runs S = 5 inner steps (measured: with
+these settings, and with λ = 2, iMAML trains poorly on sinusoids — its gradient needs the inner problem solved;
+see the README); ANIL adapts only the output layer, in training and at test time.
+Meta-SGD's state is more than the network: :data:`mamlnp.meta.LEARNED_STATE` names the extra arrays (its
+per-parameter step sizes α, initialised to ``inner_lr``), which follow the network's arrays in the list the
+optimizer steps — so Adam, the checkpoint (``params`` = network + α, ``model.state`` says so) and a resume
+carry them exactly like the weights. :func:`split_state` takes such a list apart again for evaluation.
+
 Determinism: the training tasks come from ``rng = np.random.default_rng(seed)`` right after it drew the
 initial parameters; its state is saved in every checkpoint with the parameters and the optimizer's state,
 so a run resumed from a checkpoint reproduces an uninterrupted run bit for bit.
@@ -38,19 +48,22 @@ import numpy as np
 from .evaluate import DEFAULT_EVAL_SEED, estimate_eval_memory, evaluate_params
 from .guard import check_memory, clean_stale_temp_files, format_bytes, make_folder, remove_created, run_lock
 from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint, sync_sidecar
-from ..algorithms import ALGORITHMS
+from ..algorithms import ALGORITHMS, LEARNED_STATE, adaptation_step_sizes
 from ..models.nn import ACTIVATIONS, init_mlp
 from ..models.optim import OPTIMIZERS
 from ..tasks import SinusoidTasks
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigMismatch", "ALGORITHM_DEFAULTS",
            "TASKS", "train", "make_optimizer", "LAYOUT", "estimate_train_memory", "check_train_size",
-           "seconds_per_iteration"]
+           "seconds_per_iteration", "split_state", "INITS"]
 
 TASKS = {"sinusoid": SinusoidTasks}
 
 # Per-algorithm defaults that differ from the paper's MAML setting (see the module docstring).
-ALGORITHM_DEFAULTS = {"reptile": {"inner_steps": 5}}
+ALGORITHM_DEFAULTS = {"reptile": {"inner_steps": 5}, "imaml": {"inner_steps": 5}}
+
+# Initialisations of the network (models.nn.init_mlp schemes): the MAML paper's, Glorot's, PyTorch's default
+INITS = ("maml", "glorot", "torch")
 
 LAYOUT = ("params = [W1, b1, W2, b2, ...]; W_l has shape (fan_in, fan_out), b_l shape (fan_out,); "
           "layer l computes h @ W_l + b_l, activation between layers, none after the last")
@@ -88,6 +101,8 @@ class TrainConfig:
     sizes: tuple = (1, 40, 40, 1)
     activation: str = "relu"
     init: str = "maml"
+    lam: float | None = None  # iMAML's regularisation strength λ; None: 1/inner_lr (other algorithms ignore it)
+    cg_steps: int = 5  # iMAML's conjugate-gradient iterations (other algorithms ignore it)
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -118,8 +133,13 @@ class TrainConfig:
         object.__setattr__(self, "sizes", tuple(int(s) for s in sizes))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.init not in ("maml", "glorot"):
-            raise ValueError(f"init must be 'maml' or 'glorot', got {self.init!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}, got {self.init!r}")
+        if self.lam is not None and (not _is_number(self.lam) or not np.isfinite(self.lam) or self.lam <= 0):
+            raise ValueError(f"lam must be a positive finite number (iMAML's λ) or None (1/inner_lr), got {self.lam!r}")
+        if not _is_int(self.cg_steps) or self.cg_steps < 1:
+            raise ValueError(f"cg_steps must be a positive integer, got {self.cg_steps!r}")
+        object.__setattr__(self, "lam", None if self.lam is None else float(self.lam))
         object.__setattr__(self, "inner_lr", float(self.inner_lr))
         object.__setattr__(self, "meta_lr", float(self.meta_lr))
 
@@ -174,6 +194,24 @@ class TrainResult:
     wall_time_s: float
     evals: list = field(default_factory=list)
     checkpoint: Path | None = None
+
+
+def split_state(algorithm, state, inner_lr):
+    """``(network params, per-array test-time step sizes or None)`` from a trained state (a checkpoint's params).
+
+    Meta-SGD's state is network + learned α; ANIL's test-time steps are α on the head only; None means plain
+    SGD of size ``inner_lr`` on every array (every other algorithm).
+    """
+    state = list(state)
+    if algorithm in LEARNED_STATE:
+        half = len(state) // 2
+        return state[:half], adaptation_step_sizes(algorithm, state[:half], state[half:], inner_lr)
+    return state, adaptation_step_sizes(algorithm, state, None, inner_lr)
+
+
+def _gradient_options(config):
+    """Keyword arguments an algorithm takes beyond the common ones."""
+    return {"lam": config.lam, "cg_steps": config.cg_steps} if config.algorithm == "imaml" else {}
 
 
 def _param_count(sizes):
@@ -242,6 +280,8 @@ def seconds_per_iteration(config, iterations=20):
     rng = np.random.default_rng([config.seed, 0x7157])
     params = init_mlp(list(config.sizes), rng, scheme=config.init)
     optimizer = make_optimizer(config)
+    if config.algorithm in LEARNED_STATE:  # e.g. Meta-SGD: the learned step sizes follow the network's arrays
+        params = params + LEARNED_STATE[config.algorithm](params, config.inner_lr)
     state = optimizer.init(params)
     family, gradient_fn = TASKS[config.task](), ALGORITHMS[config.algorithm]
     times = []
@@ -250,7 +290,7 @@ def seconds_per_iteration(config, iterations=20):
         support, query, _ = family.sample(rng, config.meta_batch, config.k_support, config.k_query)
         with np.errstate(all="ignore"):
             _, grads = gradient_fn(params, support, query, inner_lr=config.inner_lr, inner_steps=config.inner_steps,
-                                   loss="mse", activation=config.activation)
+                                   loss="mse", activation=config.activation, **_gradient_options(config))
             params, state = optimizer.update(grads, state, params)
         times.append(time.perf_counter() - t0)
     return float(np.mean(times[1:]))  # the first call pays for imports and allocations
@@ -276,7 +316,9 @@ def _metadata(config, iteration, rng, wall_time_s, evals, optimizer):
         "task": config.task,
         "config": config.to_dict(),
         "model": {"sizes": list(config.sizes), "activation": config.activation, "init": config.init,
-                  "dtype": "float64", "layout": LAYOUT},
+                  "dtype": "float64", "layout": LAYOUT,
+                  **({"state": "params holds the network's arrays, then as many learned per-parameter step "
+                               "sizes (Meta-SGD's α)", "state_copies": 2} if config.algorithm in LEARNED_STATE else {})},
         "optimizer": opt_info,
         "iteration": int(iteration),
         "complete": bool(iteration >= config.iters),
@@ -385,6 +427,8 @@ def _train(config, ckpt_file, *, resume, checkpoint_every, eval_every, eval_task
     else:
         rng = np.random.default_rng(config.seed)
         params = init_mlp(list(config.sizes), rng, scheme=config.init)
+        if config.algorithm in LEARNED_STATE:  # e.g. Meta-SGD's step sizes: stepped and saved with the weights
+            params = params + LEARNED_STATE[config.algorithm](params, config.inner_lr)
         opt_state = optimizer.init(params)
         start, evals, wall_before = 0, [], 0.0
 
@@ -430,7 +474,8 @@ def _train(config, ckpt_file, *, resume, checkpoint_every, eval_every, eval_task
             # own RuntimeWarnings would only repeat that, less clearly
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, grads = gradient_fn(params, support, query, inner_lr=config.inner_lr,
-                                          inner_steps=config.inner_steps, loss="mse", activation=config.activation)
+                                          inner_steps=config.inner_steps, loss="mse", activation=config.activation,
+                                          **_gradient_options(config))
                 reason = None
                 if not np.isfinite(loss):
                     reason = f"the meta-loss is {loss}"
@@ -448,18 +493,23 @@ def _train(config, ckpt_file, *, resume, checkpoint_every, eval_every, eval_task
             if done % 200 == 0 and show:
                 bar.set_postfix_str(f"meta-loss {np.mean(history[done - 200:done]):.4f}", refresh=False)
             if done % eval_every == 0 or done == config.iters:
-                result = evaluate_params(params, ks=(config.k_support,), steps=(0, 1, 10), tasks=eval_tasks,
+                network, step_sizes = split_state(config.algorithm, params, config.inner_lr)
+                result = evaluate_params(network, ks=(config.k_support,), steps=(0, 1, 10), tasks=eval_tasks,
                                          seed=eval_seed, stream="validation", inner_lr=config.inner_lr,
-                                         activation=config.activation)
+                                         activation=config.activation, inner_lrs=step_sizes)
+                # an inner loop that overflows on some validation task (e.g. Meta-SGD's learned steps taken ten
+                # times) gives a NaN/inf mean; JSON has no such numbers, so it is recorded as null
+                finite = lambda v: v if np.isfinite(v) else None  # noqa: E731
                 record = {"iteration": done, "k": config.k_support, "tasks": eval_tasks,
-                          "mse": {str(r["steps"]): r["mse"] for r in result["rows"]},
-                          "ci95": {str(r["steps"]): r["ci95"] for r in result["rows"]}}
+                          "mse": {str(r["steps"]): finite(r["mse"]) for r in result["rows"]},
+                          "ci95": {str(r["steps"]): finite(r["ci95"]) for r in result["rows"]}}
                 if not evals or evals[-1]["iteration"] != done:
                     evals.append(record)
                 window = history[max(0, done - eval_every):done]
                 say(f"[{name}] iteration {done}/{config.iters}: meta-loss {np.mean(window):.4f} (mean of last "
                     f"{window.size}); validation MSE at K={config.k_support} ({eval_tasks} tasks): "
-                    + ", ".join(f"{s} step{'' if s == '1' else 's'} {record['mse'][s]:.3f}" for s in ("0", "1", "10")))
+                    + ", ".join(f"{s} step{'' if s == '1' else 's'} {result['rows'][i]['mse']:.3f}"
+                                for i, s in enumerate(("0", "1", "10"))))
             if done % checkpoint_every == 0 or done == config.iters:
                 save(done)
     except KeyboardInterrupt:

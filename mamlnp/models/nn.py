@@ -22,6 +22,7 @@ def init_mlp(sizes, rng, *, scheme="maml", dtype=np.float64):
     ``scheme="maml"`` is the MAML paper's sinusoid network (Finn et al. 2017, reference code
     ``construct_fc_weights``): weights from a normal with σ = 0.01 truncated at 2σ, zero biases.
     ``scheme="glorot"`` is Glorot/Xavier uniform, U[−√(6/(in+out)), +√(6/(in+out))], zero biases.
+    ``scheme="torch"`` is PyTorch's default for ``nn.Linear``: weights and biases U[−1/√fan_in, +1/√fan_in].
     ``rng`` must be a ``numpy.random.Generator`` (there is no global random state here).
     """
     if not isinstance(rng, np.random.Generator):
@@ -29,8 +30,8 @@ def init_mlp(sizes, rng, *, scheme="maml", dtype=np.float64):
     sizes = list(sizes)
     if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1 for s in sizes):
         raise ValueError(f"sizes must be at least two positive integers (input, …, output), got {sizes}")
-    if scheme not in ("maml", "glorot"):
-        raise ValueError(f"scheme must be 'maml' or 'glorot', got {scheme!r}")
+    if scheme not in ("maml", "glorot", "torch"):
+        raise ValueError(f"scheme must be 'maml', 'glorot' or 'torch', got {scheme!r}")
     if not np.issubdtype(np.dtype(dtype), np.floating):  # an integer cast would round the weights to 0
         raise ValueError(f"dtype must be a floating-point type (float32 or float64), got {np.dtype(dtype)}")
     params = []
@@ -42,6 +43,11 @@ def init_mlp(sizes, rng, *, scheme="maml", dtype=np.float64):
                 w[bad] = rng.standard_normal(int(bad.sum()))
                 bad = np.abs(w) > 2.0
             w *= 0.01
+        elif scheme == "torch":  # kaiming_uniform(a=√5) on W gives exactly this bound; the bias uses the same
+            bound = 1.0 / np.sqrt(fan_in)
+            w = rng.uniform(-bound, bound, size=(fan_in, fan_out))
+            params += [w.astype(dtype), rng.uniform(-bound, bound, size=fan_out).astype(dtype)]
+            continue
         else:
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             w = rng.uniform(-limit, limit, size=(fan_in, fan_out))
