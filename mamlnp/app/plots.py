@@ -114,7 +114,7 @@ def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, s
     style.append(Line2D([], [], ls="none", marker="^", color="black", ms=6))
     names = ["ground truth", "pre-update", *[f"after {s} step{'s' if s != 1 else ''}" for s in steps],
              "K support points (used for the gradient)"]
-    swatches = [Line2D([], [], color=_color(algorithm, row), lw=3) for row, (_, algorithm, _, _) in enumerate(models)]
+    swatches = [Line2D([], [], color=_color(model[1], row), lw=3) for row, model in enumerate(models)]
     fig.legend(style + swatches, names + [label for label, *_ in models], loc="outside lower center",
                ncol=min(len(names) + len(models), 4 if len(ks) > 1 else 3), fontsize=8)
     fig.suptitle(f"Adaptation to a new sine (A = {amplitude:.2f}, φ = {phase:.2f}): test-time inner SGD steps of "
