@@ -7,12 +7,17 @@ Two ways a figure goes missing, both seen in this project:
 * a cell that makes a figure (calls ``save_figure``, ``plt.subplots``/``plt.figure``/``plt.subplot_mosaic``
   or a ``plot_…`` function) has no ``image/png`` output at all (e.g. the figure was never shown, or the
   notebook was committed without outputs).
+
+A cell whose figure depends on an optional package (PyTorch in chapter 6) says so with the comment
+``# optional figure: <why>``; such a cell may lack an image when *run* here (``optional_ok=True``, the fast-mode run
+without the package), never in a committed notebook.
 """
 import re
 
 # a figure-making call; not a definition (``def plot_x(``) and not a method (``ax.plot_surface(``)
 FIGURE_CALL = re.compile(r"(?<!def )(?<![.\w])(save_figure|plt\.(?:subplots|figure|subplot_mosaic)|plot_\w+)\s*\(")
 FIGURE_TEXT = re.compile(r"<\w*Figure size [^>]*>")  # also subclasses, e.g. <NotebookFigure size …>
+OPTIONAL = re.compile(r"#\s*optional figure:")
 
 
 def _first_line(source):
@@ -22,8 +27,11 @@ def _first_line(source):
     return ""
 
 
-def figure_problems(nb, name):
-    """One message per cell whose figure does not show as an image, naming the notebook and the cell."""
+def figure_problems(nb, name, optional_ok=False):
+    """One message per cell whose figure does not show as an image, naming the notebook and the cell.
+
+    ``optional_ok``: cells marked ``# optional figure: …`` may have no image (a run without the optional package).
+    """
     problems = []
     code_number = 0
     for index, cell in enumerate(nb.cells):
@@ -45,6 +53,8 @@ def figure_problems(nb, name):
                                 f"figure does not render (return a figure with a PNG repr, e.g. from mamlnp.plots, "
                                 f"or use pyplot and plt.show())")
         call = FIGURE_CALL.search(cell.source)
+        if optional_ok and OPTIONAL.search(cell.source):
+            continue
         if call and not has_png and not any("<Figure size" in p and where in p for p in problems):
             problems.append(f"{where}: calls {call.group(1)}(…) but has no image/png output — the figure is not "
                             f"shown (end the cell with the figure or plt.show(), and commit the notebook with outputs)")
