@@ -4,6 +4,7 @@ Results are unchanged (the same arithmetic in the same order), so these tests co
 import tracemalloc
 
 import numpy as np
+import pytest
 
 import mamlnp
 from mamlnp import ops
@@ -63,3 +64,117 @@ def test_forward_tangents_keeps_only_what_is_asked(rng):
     default = t.tape.forward_tangents({0: np.ones(4)})
     assert default[neg1] is None            # consumed by the linear neg only
     assert default[neg2] is not None and default[tanh] is not None  # tanh's second-order rule reads both
+
+
+# ------------------------------------------------------------------ issue 11, part 1: primal values, fused rules
+from mamlnp.algorithms import maml as _maml  # noqa: E402
+from mamlnp.engine import core as _core  # noqa: E402
+from mamlnp.models.nn import init_mlp  # noqa: E402
+from mamlnp.tasks import SinusoidTasks  # noqa: E402
+
+
+def _meta_batch(rng, sizes=(1, 40, 40, 1), tasks=25, dtype=np.float64):
+    params = init_mlp(list(sizes), rng, scheme="glorot", dtype=dtype)
+    support, query, _ = SinusoidTasks().sample(rng, tasks, 10, 10, dtype=dtype)
+    return params, support, query
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_released_values_change_no_result(activation, loss, rng, monkeypatch):
+    """A step that drops unread primal values gives bit-for-bit the grad and HVP of one that keeps them all."""
+    if loss == "mse":
+        params, (x, y), _ = _meta_batch(rng, tasks=4)
+    else:
+        params = init_mlp([6, 8, 8, 3], rng, scheme="glorot")
+        x, y = rng.standard_normal((4, 5, 6)), rng.integers(0, 3, (4, 5))
+    flat, leaves, _, t = _maml.prepare(params, (x, y), loss=loss, activation=activation)
+    theta = [np.array(p) for p in _maml._stack(leaves, t)]
+    v = [rng.standard_normal(p.shape) for p in theta]
+    released = _maml._Step(flat, theta, x, y)
+    assert any(isinstance(n.out, _core._Unread) for n in released.tape.nodes)  # something was dropped
+    monkeypatch.setattr(_core.Tape, "release_unread_values", lambda self: None)
+    kept = _maml._Step(flat, theta, x, y)
+    for a, b in zip(released.grad(), kept.grad()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(released.hvp(v), kept.hvp(v)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_wrong_saves_declaration_fails_loudly(rng):
+    """A rule that reads a value its primitive did not declare meets a stand-in and raises, never a wrong number."""
+    @ops.primitive(register=False)
+    class cube_bad:
+        saves = ()  # wrong: the vjp reads x
+        def forward(x): return x ** 3
+        def vjp(i, g, out, inputs): return 3.0 * g * inputs[0] ** 2
+        def jvp(i, t, out, inputs): return 3.0 * inputs[0] ** 2 * t
+        def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return 6.0 * g * inputs[0] * input_tangents[0]
+
+    x = rng.standard_normal((2, 3))
+    tape = _core.Tape()
+    out = ops.sum(cube_bad(ops.mul(tape.leaf(x), 2.0)))
+    tape.release_unread_values()
+    with pytest.raises(TypeError):
+        tape.backward(out.index, np.ones(()))
+
+
+def test_affine_fused_second_order_rule_matches_its_two_terms(rng):
+    """affine.r_vjp (R{W̄} = [X; Ẋ]ᵀ[R{Ȳ}; Ȳ], one matmul) equals vjp(R{Ȳ}) + vjp_tangent to 1e-12, every input."""
+    x, w, b = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 4, 6)), rng.standard_normal((3, 6))
+    tx, tw, tb = rng.standard_normal(x.shape), rng.standard_normal(w.shape), rng.standard_normal(b.shape)
+    g, rg = rng.standard_normal((3, 5, 6)), rng.standard_normal((3, 5, 6))
+    aff = ops.affine
+    out = aff.forward(x, w, b)
+    for i in range(3):
+        fused = aff.r_vjp(i, g, rg, out, None, (x, w, b), (tx, tw, tb))
+        extra = aff.vjp_tangent(i, g, out, None, (x, w, b), (tx, tw, tb))
+        two = aff.vjp(i, rg, out, (x, w, b)) + (0 if extra is None else extra)
+        np.testing.assert_allclose(fused, two, rtol=1e-12, atol=1e-12)
+    # and a fused rule that forgot a term is caught
+    assert np.max(np.abs(aff.r_vjp(1, g, rg, out, None, (x, w, b), (tx, tw, tb)) - aff.vjp(1, rg, out, (x, w, b)))) > 1e-3
+
+
+def test_grad_without_hvp_keeps_no_interior_adjoint_and_hvp_still_right(rng):
+    params, (x, y), _ = _meta_batch(rng, tasks=3)
+    flat, leaves, _, t = _maml.prepare(params, (x, y))
+    theta = [np.array(p) for p in _maml._stack(leaves, t)]
+    v = [rng.standard_normal(p.shape) for p in theta]
+    a, b = _maml._Step(flat, theta, x, y), _maml._Step(flat, theta, x, y)
+    for ga, gb in zip(a.grad(keep_for_hvp=False), b.grad()):
+        np.testing.assert_array_equal(ga, gb)
+    assert a.adjoints is None
+    for ha, hb in zip(a.hvp(v), b.hvp(v)):
+        np.testing.assert_array_equal(ha, hb)
+
+
+def test_minus_scaled_writes_only_into_arrays_of_its_own(rng):
+    g = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
+    own = rng.standard_normal((3, 2))
+    shared = rng.standard_normal(4)
+    expect = [g[0] - 0.1 * own, g[1] - 0.1 * shared]
+    view_of_g = g[1][:]  # a view of g: must not be written
+    out = _maml._minus_scaled(g, 0.1, [own, shared])
+    np.testing.assert_array_equal(out[0], expect[0])
+    np.testing.assert_array_equal(out[1], expect[1])
+    assert out[0] is own  # reused
+    same = rng.standard_normal(4)
+    g2 = [rng.standard_normal(4), rng.standard_normal(4)]
+    out2 = _maml._minus_scaled(g2, 0.5, [same, same])  # one array for two leaves: only the first may be reused
+    np.testing.assert_array_equal(out2[1], g2[1] - 0.5 * same.copy() if out2[0] is not same else out2[1])
+    out3 = _maml._minus_scaled(g, 0.1, [own.copy(), view_of_g])
+    np.testing.assert_array_equal(g[1], view_of_g)  # g untouched
+
+
+@pytest.mark.parametrize("inner_steps,bound_mib", [(1, 1.75), (5, 4.6), (20, 15.0)])
+def test_sinusoid_meta_step_peak_memory(inner_steps, bound_mib, rng):
+    """tracemalloc peak of the paper's sinusoid meta-gradient (1-40-40-1, T=25, K=10, float64). Before issue 11:
+    3.73 / 9.6 / 29.1 MiB at S = 1 / 5 / 20; torch.func measured 1.5 / 6.0 / 22.4 (python -m mamlnp bench memory)."""
+    import tracemalloc
+    params, support, query = _meta_batch(rng)
+    _maml.maml_gradient(params, support, query, inner_lr=0.01, inner_steps=inner_steps)
+    tracemalloc.start()
+    _maml.maml_gradient(params, support, query, inner_lr=0.01, inner_steps=inner_steps)
+    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    assert peak < bound_mib, f"peak {peak:.2f} MiB"

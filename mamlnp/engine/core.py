@@ -62,6 +62,21 @@ class _Released:
 RELEASED = _Released()
 
 
+class _Unread:
+    """Stands in a node for a primal value that no rule reads (see Tape.release_unread_values): its shape
+    and dtype, which is all the sweeps ask of it."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, value):
+        self.shape, self.dtype = value.shape, value.dtype
+
+    ndim = property(lambda self: len(self.shape))
+
+    def __repr__(self):
+        return f"<value released: no rule reads it; shape {self.shape}, dtype {self.dtype}>"
+
+
 class Tape:
     """The record of one evaluation; node k only depends on nodes < k.
 
@@ -99,7 +114,7 @@ class Tape:
             prim = node.prim
             if prim is None:
                 continue
-            second = prim.vjp_tangent is not None
+            second = prim.second_order
             if second:
                 read[k] = True
             for p in node.parents:
@@ -109,6 +124,34 @@ class Tape:
                         read[p] = True
         self._plan = (len(nodes), last, read)
         return last, read
+
+    def release_unread_values(self):
+        """Drop the primal values no rule will read; keep their shape and dtype.
+
+        Each primitive may say which of its inputs and its output its rules read (``Primitive.saves``; if it
+        does not, all are kept). A value read by no node (a ReLU's input z = XW + b, say: the ReLU reads its
+        output, the affine map reads X and W) is replaced in every node by a shape/dtype stand-in, so it is
+        freed as soon as the caller lets go of it. Leaves are always kept. The sweeps' results are unchanged:
+        no rule was going to read these values. Call it on a finished recording that will only be swept.
+        """
+        nodes = self.nodes
+        read = set()
+        for node in nodes:
+            saves = None if node.prim is None else node.prim.saves
+            if saves is None:
+                read.add(id(node.out))
+                read.update(id(x) for x in node.inputs)
+            else:
+                for s in saves:
+                    read.add(id(node.out) if s == "out" else id(node.inputs[s]))
+        for node in nodes:  # every array is alive (held by the tape) during this pass, so ids are unique
+            if node.prim is None:
+                continue
+            if isinstance(node.out, np.ndarray) and id(node.out) not in read:
+                node.out = _Unread(node.out)
+            if any(isinstance(x, np.ndarray) and id(x) not in read for x in node.inputs):
+                node.inputs = tuple(_Unread(x) if isinstance(x, np.ndarray) and id(x) not in read else x
+                                    for x in node.inputs)
 
     # ------------------------------------------------------------------ sweeps
     def forward_tangents(self, leaf_tangents: dict, keep=None):
@@ -149,7 +192,7 @@ class Tape:
                     tangents[p] = None
         return tangents
 
-    def backward(self, out_index: int, seed, tangents=None, adjoints=None):
+    def backward(self, out_index: int, seed, tangents=None, adjoints=None, keep_for_hvp=True):
         """Reverse sweep from node ``out_index`` seeded with ``seed`` (ȳ).
 
         Without ``tangents``: returns the list of adjoints x̄ of every node.
@@ -160,7 +203,8 @@ class Tape:
         The returned lists hold every leaf's result. Interior entries are released as the sweep passes
         them: R-adjoints and ``tangents`` entries become None, and the adjoint of a node without a
         second-order rule becomes ``RELEASED`` (what a later reuse of ``adjoints`` needs of it: that it was
-        reached). The adjoints of nodes with a second-order rule are kept for that reuse.
+        reached). The adjoints of nodes with a second-order rule are kept for that reuse, unless
+        ``keep_for_hvp=False`` (a gradient that no HVP will follow): then every interior adjoint is released.
         """
         nodes = self.nodes
         n = out_index + 1
@@ -188,7 +232,7 @@ class Tape:
                 r_adjoints[k] = None  # consumed here: node k's R-adjoint is complete and read only now
                 # the primitive's own second-order term needs the input tangents; linear primitives have none
                 has_tangent = False
-                if prim.vjp_tangent is not None:
+                if prim.second_order:
                     input_tangents = [None if p < 0 else tangents[p] for p in parents]
                     has_tangent = any(t is not None for t in input_tangents)
                     out_tangent = tangents[k]
@@ -203,8 +247,11 @@ class Tape:
                     adjoints[p] = ct if prev is None else prev + ct
                 if second:
                     # R{x̄_i} = vjp_i(R{ȳ}) + (∂vjp_i/∂inputs)·ẋ  — the second term is the primitive's own rule.
-                    rct = None if rg is None else prim.vjp(i, rg, out, inputs, **params)
-                    if has_tangent:
+                    if has_tangent and rg is not None and prim.r_vjp is not None:  # both terms in one expression
+                        rct = prim.r_vjp(i, g, rg, out, out_tangent, inputs, input_tangents, **params)
+                    else:
+                        rct = None if rg is None else prim.vjp(i, rg, out, inputs, **params)
+                    if has_tangent and (rg is None or prim.r_vjp is None):
                         extra = prim.vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, **params)
                         if extra is not None:
                             rct = extra if rct is None else rct + extra
@@ -212,7 +259,7 @@ class Tape:
                         rct = unbroadcast(rct, shape)
                         prev = r_adjoints[p]
                         r_adjoints[p] = rct if prev is None else prev + rct
-            if not reuse and prim.vjp_tangent is None and k != out_index:
+            if not reuse and (not prim.second_order or not keep_for_hvp) and k != out_index:
                 adjoints[k] = RELEASED  # no second-order rule reads it; keep only the fact it was reached
         return (adjoints, r_adjoints) if second else adjoints
 
