@@ -102,8 +102,8 @@ class Tape:
         """(last_consumer, read_by_second_order) per node, computed once per recorded tape.
 
         last_consumer[j]: the largest index of a node that takes node j as an input (-1: none).
-        read_by_second_order[j]: the reverse sweep with tangents reads ẏ_j (node j is an input or the output
-        of a primitive that has a vjp_tangent rule).
+        read_by_second_order[j]: the reverse sweep with tangents reads ẏ_j (node j is an input of a primitive
+        with a second-order rule, or the output of one whose rule reads its ``out_tangent``).
         """
         nodes = self.nodes
         if self._plan is not None and self._plan[0] == len(nodes):
@@ -115,7 +115,7 @@ class Tape:
             if prim is None:
                 continue
             second = prim.second_order
-            if second:
+            if second and prim.reads_out_tangent:
                 read[k] = True
             for p in node.parents:
                 if p >= 0:
@@ -232,7 +232,7 @@ class Tape:
                 r_adjoints[k] = None  # consumed here: node k's R-adjoint is complete and read only now
                 # the primitive's own second-order term needs the input tangents; linear primitives have none
                 has_tangent = False
-                if prim.second_order:
+                if prim.second_order and g is not RELEASED:  # RELEASED here: no second-order term can arise
                     input_tangents = [None if p < 0 else tangents[p] for p in parents]
                     has_tangent = any(t is not None for t in input_tangents)
                     out_tangent = tangents[k]
@@ -259,9 +259,21 @@ class Tape:
                         rct = unbroadcast(rct, shape)
                         prev = r_adjoints[p]
                         r_adjoints[p] = rct if prev is None else prev + rct
-            if not reuse and (not prim.second_order or not keep_for_hvp) and k != out_index:
+            if not reuse and k != out_index and (not keep_for_hvp or not _adjoint_read_later(prim, parents)):
                 adjoints[k] = RELEASED  # no second-order rule reads it; keep only the fact it was reached
         return (adjoints, r_adjoints) if second else adjoints
+
+
+def _adjoint_read_later(prim, parents):
+    """Can an HVP sweep's second-order rule at this node read its adjoint ȳ? Only if the primitive has such a
+    rule and, where it says which tangents each term needs (``second_order_reads``), a traced input i has a
+    traced input j among them (affine with data X: no term at all)."""
+    if not prim.second_order:
+        return False
+    reads = prim.second_order_reads
+    if reads is None:
+        return True
+    return any(p >= 0 and any(parents[j] >= 0 for j in reads.get(i, ())) for i, p in enumerate(parents))
 
 
 def unbroadcast(x, shape):

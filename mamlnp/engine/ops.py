@@ -22,6 +22,13 @@ An entry is a class turned into a :class:`Primitive` by ``@primitive``. It holds
 ``piecewise_linear = True`` (optional)
     the primitive is not linear, but its vjp_tangent is zero wherever it is defined (relu): the engine then
     neither calls it nor keeps the adjoint and tangents a second-order rule would read.
+``reads_out_tangent = False`` (optional)
+    the vjp_tangent rule never reads ``out_tangent`` (ẏ), so a forward-tangent sweep need not keep it for the
+    second-order reverse sweep (matmul, affine, mul, square).
+``second_order_reads = {i: (j, …)}`` (optional)
+    vjp_tangent for input i is zero unless input j (one of those listed) is traced: affine's W̄ term needs Ẋ, its
+    X̄ term needs Ẇ. A node whose traced inputs can get no second-order term (the first layer, whose X is
+    data) keeps no adjoint for the HVP sweeps.
 ``saves`` (optional)
     which primal values the rules read: input indices and/or ``"out"`` (e.g. ``(0, 1)`` for x·y, ``("out",)``
     for relu, ``()`` for a linear map). A traced step that will only be swept (the MAML inner steps) replaces
@@ -61,9 +68,10 @@ class Primitive:
     """
 
     def __init__(self, name, forward, vjp, jvp, vjp_tangent, check=None, doc="", r_vjp=None, saves=None,
-                 piecewise_linear=False):
+                 piecewise_linear=False, reads_out_tangent=True, second_order_reads=None):
         self.name, self.forward, self.vjp, self.jvp, self.vjp_tangent = name, forward, vjp, jvp, vjp_tangent
         self.r_vjp, self.saves, self.piecewise_linear = r_vjp, saves, piecewise_linear
+        self.reads_out_tangent, self.second_order_reads = reads_out_tangent, second_order_reads
         self.check = check
         self.__doc__ = doc
         sig = inspect.signature(forward).parameters.values()
@@ -149,7 +157,8 @@ def primitive(cls=None, *, register=True):
             raise TypeError(f"primitive {cls.__name__} lacks its {required} rule")
     prim = Primitive(cls.__name__, body["forward"], body["vjp"], body["jvp"], body["vjp_tangent"],
                      body.get("check"), cls.__doc__ or "", body.get("r_vjp"), body.get("saves"),
-                     body.get("piecewise_linear", False))
+                     body.get("piecewise_linear", False), body.get("reads_out_tangent", True),
+                     body.get("second_order_reads"))
     if register:
         if prim.name in PRIMITIVES:
             raise ValueError(f"a primitive named {prim.name!r} is already registered")
@@ -207,6 +216,7 @@ class mul:
     """
 
     saves = (0, 1)
+    reads_out_tangent = False
     def forward(a, b): return a * b
     def vjp(i, g, out, inputs): return g * inputs[1 - i]
     def jvp(i, t, out, inputs): return t * inputs[1 - i]
@@ -293,6 +303,7 @@ class square:
     """
 
     saves = (0,)
+    reads_out_tangent = False
     def forward(x): return x * x
     def vjp(i, g, out, inputs): return 2.0 * g * inputs[0]
     def jvp(i, t, out, inputs): return 2.0 * inputs[0] * t
@@ -332,6 +343,8 @@ class matmul:
                 f"({np.shape(a)[-1]}) must equal b.shape[-2] ({np.shape(b)[-2]})"
             )
 
+    reads_out_tangent = False
+    second_order_reads = {0: (1,), 1: (0,)}
     def forward(a, b): return _mm(a, b)
 
     def vjp(i, g, out, inputs):
@@ -368,6 +381,8 @@ class affine:
                              f"x.shape[-1] == w.shape[-2] and b.shape[-1] == w.shape[-1]")
 
     saves = (0, 1)  # x and w; b and the output are never read (b's cotangent is Σ_rows Ȳ)
+    reads_out_tangent = False
+    second_order_reads = {0: (1,), 1: (0,), 2: ()}
     def forward(x, w, b): return _mm(x, w) + b[..., None, :]
 
     def vjp(i, g, out, inputs):
