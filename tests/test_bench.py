@@ -20,3 +20,28 @@ def test_bench_rejects_zero_steps(capsys):
     with pytest.raises(SystemExit):
         bench.main(["meta", "--steps", "0"])
     assert "--steps must be ≥ 1" in capsys.readouterr().err
+
+
+def test_bench_meta_prints_peak_memory(capsys):
+    assert bench.main(["meta", "--quick", "--steps", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "peak MiB" in out
+    row = next(line for line in out.splitlines() if line.startswith("MAML"))
+    assert float(row.split()[-1]) > 0.1  # a real tracemalloc figure, not a placeholder
+
+
+def test_bench_scaling_quick_prints_exponents(capsys):
+    assert bench.main(["scaling", "--quick", "--steps", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("exponent b") == 3 and "meta-batch" in out
+
+
+def test_fit_exponent_recovers_a_power_law():
+    xs = [1, 5, 20]
+    assert abs(bench.fit_exponent(xs, [3.0 * x ** 1.5 for x in xs]) - 1.5) < 1e-12
+    assert abs(bench.fit_exponent(xs, [2.0 for _ in xs])) < 1e-12
+
+
+def test_peak_memory_sees_numpy_allocations():
+    import numpy as np
+    assert bench.peak_memory(lambda: np.ones(1 << 20)) >= 8 << 20
