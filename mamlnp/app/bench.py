@@ -39,7 +39,7 @@ from ..models.losses import task_mse
 from ..algorithms import maml_gradient, ALGORITHMS
 from ..models.nn import init_mlp, mlp
 from ..models.optim import Adam
-from .perf import keep_freed_memory
+from .perf import allocator_settings, keep_freed_memory
 from ..tasks import SinusoidTasks
 
 __all__ = ["main", "time_block", "interleaved_medians", "peak_memory", "fit_exponent"]
@@ -61,7 +61,9 @@ def time_block(fn, steps, repeats, warmup=20):
 
 
 def _header():
-    allocator = "kept (mamlnp.perf.keep_freed_memory)" if _ALLOCATOR_TUNED else "glibc default"
+    settings = allocator_settings()
+    allocator = (f"kept (mamlnp.perf.keep_freed_memory: mmap threshold {settings['mmap_threshold'] >> 20} MiB)"
+                 if _ALLOCATOR_TUNED else "glibc default")
     threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     return (f"# numpy {np.__version__}, python {platform.python_version()}, {platform.machine()}, "
             f"{os.cpu_count()} cpu(s); freed memory: {allocator}; threads: "
