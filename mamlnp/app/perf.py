@@ -13,7 +13,9 @@ of the project's workloads: the width-640 sinusoid step's largest is 78 MiB, the
 at least twice the ``largest_array`` the caller announces; a later call with a larger array raises it.
 glibc's own *dynamic* threshold stops at 32 MiB on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX), and some
 glibc versions refuse larger ``mallopt`` values; so the value asked for is checked (``mallopt`` returns 1 on
-success) and halved until accepted, and :func:`allocator_settings` reports what is in force. Measured here
+success) and halved until accepted, and :func:`allocator_settings` reports what is in force. ``mallopt`` takes a
+C ``int``, so no setting can exceed 2 GiB − 1: both are clamped there (an unclamped 4 GiB trim threshold wraps
+to 0, and glibc then returns memory to the system on every free — a meta-step 3× slower, measured). Measured here
 (glibc 2.36): 64 MiB and 1 GiB are accepted and honoured — a 50 MiB array then comes from the heap
 (``mallinfo2().hblkhd == 0``), where the default threshold maps it.
 """
@@ -27,6 +29,7 @@ __all__ = ["keep_freed_memory", "allocator_settings", "DEFAULT_MMAP_THRESHOLD"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 DEFAULT_MMAP_THRESHOLD = 1 << 30
+_INT_MAX = (1 << 31) - 1  # mallopt(int, int): larger values would wrap (4 GiB becomes 0: trim on every free)
 _MIN_THRESHOLD = 1 << 20
 _state = {"applied": None, "mmap_threshold": None, "trim_threshold": None}
 
@@ -43,7 +46,7 @@ def keep_freed_memory(mmap_threshold: int | None = None, trim_threshold: int | N
 
     ``mmap_threshold``: blocks at least this large get their own mmap (None: max(1 GiB, 2 × largest_array)).
     ``trim_threshold``: free memory kept at the top of the heap before it is returned (None: 4 × the mmap
-    threshold). ``largest_array``: bytes of the largest array the workload allocates; a call whose threshold
+    threshold). Both are clamped to 2 GiB − 1 (mallopt takes a C int). ``largest_array``: bytes of the largest array the workload allocates; a call whose threshold
     is already in force does nothing, a larger one raises it. If glibc refuses a value it is halved until
     accepted (see :func:`allocator_settings`). Returns False, changing nothing, where the C library is not
     glibc (macOS, musl): the code is correct either way, only slower there.
@@ -58,14 +61,14 @@ def keep_freed_memory(mmap_threshold: int | None = None, trim_threshold: int | N
     if libc is None:
         _state["applied"] = False
         return False
-    value = want
-    while value >= _MIN_THRESHOLD and libc.mallopt(_M_MMAP_THRESHOLD, value) != 1:
+    value = min(want, _INT_MAX)
+    while value >= _MIN_THRESHOLD and libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(value)) != 1:
         value //= 2  # a glibc that caps the threshold: take the largest value it accepts
     if value < _MIN_THRESHOLD:
         _state["applied"] = False
         return False
-    trim = int(trim_threshold) if trim_threshold is not None else 4 * value
-    ok_trim = libc.mallopt(_M_TRIM_THRESHOLD, trim) == 1
+    trim = min(int(trim_threshold) if trim_threshold is not None else 4 * value, _INT_MAX)
+    ok_trim = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(trim)) == 1
     _state.update(applied=ok_trim, mmap_threshold=value, trim_threshold=trim)
     return ok_trim
 
