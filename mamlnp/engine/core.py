@@ -137,21 +137,27 @@ class Tape:
         nodes = self.nodes
         read = set()
         for node in nodes:
-            saves = None if node.prim is None else node.prim.saves
+            prim = node.prim
+            saves = None if prim is None else prim.saves
             if saves is None:
                 read.add(id(node.out))
-                read.update(id(x) for x in node.inputs)
+                read.update(map(id, node.inputs))
             else:
+                inputs = node.inputs
                 for s in saves:
-                    read.add(id(node.out) if s == "out" else id(node.inputs[s]))
+                    read.add(id(node.out) if s == "out" else id(inputs[s]))
+        ndarray = np.ndarray
         for node in nodes:  # every array is alive (held by the tape) during this pass, so ids are unique
-            if node.prim is None:
+            if node.prim is None or node.prim.saves is None:
                 continue
-            if isinstance(node.out, np.ndarray) and id(node.out) not in read:
-                node.out = _Unread(node.out)
-            if any(isinstance(x, np.ndarray) and id(x) not in read for x in node.inputs):
-                node.inputs = tuple(_Unread(x) if isinstance(x, np.ndarray) and id(x) not in read else x
-                                    for x in node.inputs)
+            out = node.out
+            if type(out) is ndarray and id(out) not in read:
+                node.out = _Unread(out)
+            inputs = node.inputs
+            for x in inputs:
+                if type(x) is ndarray and id(x) not in read:
+                    node.inputs = tuple(_Unread(x) if type(x) is ndarray and id(x) not in read else x for x in inputs)
+                    break
 
     # ------------------------------------------------------------------ sweeps
     def forward_tangents(self, leaf_tangents: dict, keep=None):
@@ -242,7 +248,9 @@ class Tape:
                     continue
                 shape = inputs[i].shape  # a parent's value is always an ndarray (or numpy scalar)
                 if not reuse:
-                    ct = unbroadcast(prim.vjp(i, g, out, inputs, **params), shape)
+                    ct = prim.vjp(i, g, out, inputs, **params)
+                    if getattr(ct, "shape", None) != shape:
+                        ct = unbroadcast(ct, shape)
                     prev = adjoints[p]
                     adjoints[p] = ct if prev is None else prev + ct
                 if second:
@@ -256,7 +264,8 @@ class Tape:
                         if extra is not None:
                             rct = extra if rct is None else rct + extra
                     if rct is not None:
-                        rct = unbroadcast(rct, shape)
+                        if getattr(rct, "shape", None) != shape:
+                            rct = unbroadcast(rct, shape)
                         prev = r_adjoints[p]
                         r_adjoints[p] = rct if prev is None else prev + rct
             if not reuse and k != out_index and (not keep_for_hvp or not _adjoint_read_later(prim, parents)):
