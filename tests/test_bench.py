@@ -45,3 +45,9 @@ def test_fit_exponent_recovers_a_power_law():
 def test_peak_memory_sees_numpy_allocations():
     import numpy as np
     assert bench.peak_memory(lambda: np.ones(1 << 20)) >= 8 << 20
+
+
+def test_bench_omniglot_size_runs(capsys):
+    assert bench.main(["omniglot-size", "--steps", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "784-256-128-64-64-5" in out and "mamlnp" in out

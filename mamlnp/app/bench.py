@@ -9,6 +9,10 @@
 ``bench scaling``  time and peak memory of the MAML meta-gradient as S, the hidden width and the meta-batch
                 grow (one varied at a time from S = 1, width 40, 25 tasks), with the exponent b of a fitted
                 power law cost ∝ xᵇ; ``--torch`` adds torch.func on the same grid, interleaved.
+``bench omniglot-size``  the MAML meta-gradient at the Omniglot MLP's size (784-256-128-64-64-5 ReLU,
+                cross-entropy, 32 tasks, 5-way 1-shot, 75 queries, S = 1, α = 0.4, float32) on random inputs of
+                those shapes (no data needed; an engine measurement, not the Omniglot experiment), time and
+                peak memory, with ``--torch`` against torch.func in the same run.
 
 Timings are the median over ``--repeats`` blocks of ``--steps`` meta-steps after a warm-up, the systems' blocks
 interleaved (A B C A B C …) so that drift in machine load falls on all of them alike. Every system is pinned
@@ -396,18 +400,90 @@ def bench_scaling(args):
     return 0
 
 
+def _omniglot_size_problem(seed):
+    rng = np.random.default_rng(seed)
+    params = init_mlp([784, 256, 128, 64, 64, 5], rng, scheme="glorot", dtype=np.float32)
+    tasks, ways, queries = 32, 5, 75
+    support = (rng.random((tasks, ways, 784), dtype=np.float32), np.tile(np.arange(ways), (tasks, 1)))
+    query = (rng.random((tasks, queries, 784), dtype=np.float32), np.tile(np.arange(ways), (tasks, queries // ways)))
+    return params, support, query
+
+
+def _torch_classifier_meta_gradient(params, support, query, inner_lr):
+    import torch
+    from torch.func import grad, vmap
+
+    torch.set_num_threads(1)
+    ps = [torch.tensor(p) for p in params]
+    data = [torch.from_numpy(np.asarray(a)) for a in (*support, *query)]
+
+    def net(ws, x):
+        for layer in range(0, len(ws) - 2, 2):
+            x = torch.relu(x @ ws[layer] + ws[layer + 1])
+        return x @ ws[-2] + ws[-1]
+
+    def task_loss(ws, x, y):
+        return torch.nn.functional.cross_entropy(net(ws, x), y)
+
+    def adapted_query_loss(ws, xs, ys, xq, yq):
+        g = grad(task_loss)(ws, xs, ys)
+        return task_loss([w - inner_lr * gi for w, gi in zip(ws, g)], xq, yq)
+
+    meta_grad = grad(lambda ws, *a: vmap(adapted_query_loss, in_dims=(None, 0, 0, 0, 0))(ws, *a).mean())
+
+    def step():
+        with torch.no_grad():
+            return meta_grad(ps, *data)
+    step.system = "torch"
+    return step
+
+
+def bench_omniglot_size(args):
+    """The MAML meta-gradient at the Omniglot MLP's size, float32, against torch.func (issue 11, item 5)."""
+    print(_header())
+    print("MAML meta-gradient, 784-256-128-64-64-5 ReLU MLP, cross-entropy, 32 tasks, 5-way 1-shot, 75 queries, "
+          "S = 1, α = 0.4, float32, random inputs of these shapes")
+    params, support, query = _omniglot_size_problem(args.seed)
+
+    def ours():
+        return maml_gradient(params, support, query, inner_lr=0.4, inner_steps=1, loss="cross_entropy")
+    labels, fns = ["mamlnp"], [ours]
+    if args.torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("# --torch: torch is not installed, skipping the comparison")
+        else:
+            labels.append("torch.func")
+            fns.append(_torch_classifier_meta_gradient(params, support, query, 0.4))
+            mine, theirs = ours()[1], fns[-1]()
+            diff = max(float(np.max(np.abs(a - b.numpy()))) for a, b in zip(mine, theirs))
+            print(f"the two meta-gradients agree to {diff:.1e} (max |g| {max(float(np.max(np.abs(a))) for a in mine):.2f})")
+    medians = interleaved_medians(fns, args.steps, args.repeats, warmup=2)
+    peaks = [peak_memory(fn) for fn in fns]
+    print(f"{'system':12s} {'ms':>9s} {'peak MiB':>9s}")
+    for name, sec, peak in zip(labels, medians, peaks):
+        print(f"{name:12s} {sec * 1e3:9.1f} {_mib(peak):>9s}")
+    if len(fns) == 2:
+        print(f"mamlnp takes {medians[0] / medians[1]:.2f}x torch.func's time and {peaks[0] / peaks[1]:.2f}x its peak "
+              f"memory (median of {args.repeats} interleaved blocks of {args.steps})")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mamlnp bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
-    for name, fn, steps in (("hvp", bench_hvp, 200), ("meta", bench_meta, 200), ("scaling", bench_scaling, 20)):
+    for name, fn, steps in (("hvp", bench_hvp, 200), ("meta", bench_meta, 200), ("scaling", bench_scaling, 20),
+                            ("omniglot-size", bench_omniglot_size, 3)):
         p = sub.add_parser(name, help=fn.__doc__)
         p.add_argument("--steps", type=int, default=steps, help="calls per timed block (default %(default)s)")
         p.add_argument("--repeats", type=int, default=7, help="timed blocks; the median is reported (default %(default)s)")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(fn=fn)
-        if name in ("meta", "scaling"):
+        if name in ("meta", "scaling", "omniglot-size"):
             p.add_argument("--torch", action="store_true", help="also time PyTorch torch.func, if installed")
+        if name in ("meta", "scaling"):
             p.add_argument("--quick", action="store_true", help="a small configuration (a smoke test)")
         if name == "meta":
             p.add_argument("--jax", action="store_true", help="also time the step in JAX, jit-compiled, if installed")
