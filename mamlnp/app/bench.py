@@ -68,7 +68,8 @@ def _header():
     settings = allocator_settings()
     allocator = (f"kept (mamlnp.perf.keep_freed_memory: mmap threshold {settings['mmap_threshold'] >> 20} MiB)"
                  if _ALLOCATOR_TUNED else "glibc default")
-    threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
+               if k != "XLA_FLAGS" or k in os.environ}
     return (f"# numpy {np.__version__}, python {platform.python_version()}, {platform.machine()}, "
             f"{os.cpu_count()} cpu(s); freed memory: {allocator}; threads: "
             + ", ".join(f"{k}={v}" for k, v in threads.items()))
