@@ -85,7 +85,10 @@ class Tape:
     second-order reverse sweep will read it (an input or output of a primitive with a second-order rule);
     the reverse sweep frees each node's R-adjoint and tangent once the node is processed, and replaces the
     adjoint of a node whose rule has no second-order term by ``RELEASED`` (a later HVP sweep that reuses the
-    adjoints needs only to know that such a node was reached). Leaves' results are always kept.
+    adjoints needs only to know that such a node was reached). Leaves' results are always kept. Primal values:
+    :meth:`release_unread_values` drops, from a finished recording, every value no rule reads (each primitive
+    declares what its rules read in ``Primitive.saves``); MAML's inner steps use it, so a kept step holds its
+    parameters, the layers' inputs and the adjoints its second-order rules need, and nothing else.
     """
 
     __slots__ = ("nodes", "_plan")
