@@ -224,12 +224,12 @@ def _minus_scaled(g, inner_lr, h):
     """[g_j − α h_j]; each result is written into h_j when h_j is an array of its own (it owns its memory, is
     no g and no g is a view of it, and no other h is the same array), with the same two roundings as
     ``g_j − α h_j`` and one parameter-sized array fewer. (A view's ``base`` is the array owning the memory.)"""
-    out, seen = [], set()
+    out = []
     g_ids = {id(gk) for gk in g} | {id(getattr(gk, "base", None)) for gk in g}
+    h_ids = [id(hk) for hk in h] + [id(getattr(hk, "base", None)) for hk in h]
     for gj, hj in zip(g, h):
-        own = (type(hj) is np.ndarray and hj.base is None and id(hj) not in g_ids and id(hj) not in seen
+        own = (type(hj) is np.ndarray and hj.base is None and id(hj) not in g_ids and h_ids.count(id(hj)) == 1
                and hj.flags.writeable and hj.shape == np.shape(gj) and hj.dtype == np.result_type(gj, hj))
-        seen.add(id(hj))
         if own:
             np.multiply(hj, inner_lr, out=hj)
             out.append(np.subtract(gj, hj, out=hj))
