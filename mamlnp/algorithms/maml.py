@@ -104,8 +104,9 @@ class _Step:
 
     __slots__ = ("tape", "leaves", "out", "adjoints")
 
-    def __init__(self, task_loss, theta, x, y, scale=1.0):
-        # the tape keeps only the values a later sweep reads (Tape.release_unread_values)
+    def __init__(self, task_loss, theta, x, y, scale=1.0, release=True):
+        # release: the tape keeps only the values a later sweep reads (Tape.release_unread_values); worth its
+        # cost for a trace that is kept (an inner step of second-order MAML) or swept while others are held
         self.tape = Tape()
         self.leaves = [self.tape.leaf(p) for p in theta]
         per_task = task_loss(self.leaves, x, y)
@@ -115,7 +116,8 @@ class _Step:
         total = ops.sum(per_task)
         self.out = total if scale == 1.0 else ops.mul(total, scale)
         self.adjoints = None
-        self.tape.release_unread_values()
+        if release:
+            self.tape.release_unread_values()
 
     @property
     def value(self):
@@ -149,8 +151,8 @@ def _inner_loop(task_loss, theta, support, inner_lr, inner_steps, keep=False):
     inner_lr = float(inner_lr)  # a NumPy float64 scalar would promote float32 parameters
     steps = []
     for _ in range(inner_steps):
-        step = _Step(task_loss, theta, xs, ys)
-        g = step.grad()
+        step = _Step(task_loss, theta, xs, ys, release=keep)
+        g = step.grad(keep_for_hvp=keep)
         theta = [p - inner_lr * gi for p, gi in zip(theta, g)]
         if keep:
             steps.append(step)
@@ -209,7 +211,7 @@ def _meta_gradient(flat_loss, leaves, support, query, task_count, inner_lr, inne
     """The MAML meta-gradient on flat leaves: inner loop, query gradient, then (I − αH) factors from the right."""
     theta, steps = _inner_loop(flat_loss, _stack(leaves, task_count), support, inner_lr, inner_steps,
                                keep=(order == 2))
-    outer = _Step(flat_loss, theta, query[0], query[1], scale=1.0 / task_count)
+    outer = _Step(flat_loss, theta, query[0], query[1], scale=1.0 / task_count, release=bool(steps))
     g = outer.grad(keep_for_hvp=False)
     value = outer.value
     del outer, theta  # keep only what the backward product needs: the inner steps' traces and g
