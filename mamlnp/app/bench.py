@@ -276,10 +276,12 @@ def fit_exponent(xs, ys):
     return float(np.polyfit(lx, ly, 1)[0])
 
 
-def interleaved_medians(fns, steps, repeats, warmup=20):
+def interleaved_medians(fns, steps, repeats, warmup=20, block_warmup=2):
     """Median seconds per call for each of ``fns``, timing their blocks in turn (A B C A B C …).
 
-    Interleaving spreads any drift in machine load evenly over the contenders, so their ratio is fair.
+    Interleaving spreads any drift in machine load evenly over the contenders, so their ratio is fair. Each block
+    starts with ``block_warmup`` untimed calls: without them the system timed right after a heavy one (torch.func
+    at S = 5) paid for the caches and free lists that one left behind (measured: up to 1.4× on the first row).
     """
     for fn in fns:
         for _ in range(warmup):
@@ -287,6 +289,8 @@ def interleaved_medians(fns, steps, repeats, warmup=20):
     blocks = [[] for _ in fns]
     for _ in range(repeats):
         for k, fn in enumerate(fns):
+            for _ in range(block_warmup):
+                fn()
             t0 = time.perf_counter()
             for _ in range(steps):
                 fn()
