@@ -209,3 +209,22 @@ def test_each_primitives_declarations_hold(name, case, wrt, rng):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(hv, mamlnp.hvp(pb.s)(pb.params, v, pb.w)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_one_gemm_for_a_shared_matrix_equals_batched_matmul(rng, monkeypatch):
+    """_mm with one matrix for every batch entry (2-D, or broadcast with stride 0 like MAML's θ at step 0) runs
+    one 2-D GEMM over all rows; it equals batched matmul to rounding, and so does a whole meta-gradient."""
+    from mamlnp.engine import ops as ops_module
+    a = rng.standard_normal((3, 5, 70))
+    w = rng.standard_normal((70, 64))  # 4480 entries: above the threshold
+    for b in (w, np.broadcast_to(w, (3, 70, 64))):
+        np.testing.assert_allclose(ops_module._mm(a, b), np.matmul(a, b), rtol=1e-13, atol=1e-13)
+    params = init_mlp([70, 64, 64, 3], rng, scheme="glorot")
+    xs, ys = rng.standard_normal((4, 5, 70)), rng.integers(0, 3, (4, 5))
+    xq, yq = rng.standard_normal((4, 6, 70)), rng.integers(0, 3, (4, 6))
+    args = dict(inner_lr=0.3, inner_steps=2, loss="cross_entropy")
+    _, fast = _maml.maml_gradient(params, (xs, ys), (xq, yq), **args)
+    monkeypatch.setattr(ops_module, "_ONE_GEMM_FROM", 10 ** 12)  # always batched matmul
+    _, batched = _maml.maml_gradient(params, (xs, ys), (xq, yq), **args)
+    for f, b in zip(fast, batched):
+        np.testing.assert_allclose(f, b, rtol=1e-12, atol=1e-15)

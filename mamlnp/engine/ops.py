@@ -319,10 +319,21 @@ def _swap_last(x):
 
 def _mm(a, b):
     """a @ b; when the contracted axis has length 1 it is an outer product, and broadcasting ``*`` gives
-    the identical numbers several times faster than batched matmul (the 1-40-40-1 net's first and last layers)."""
+    the identical numbers several times faster than batched matmul (the 1-40-40-1 net's first and last layers).
+    When b is one matrix for every batch entry (2-D, or broadcast along its batch axes with stride 0, as θ in
+    MAML's first inner step) the product is one 2-D GEMM over all of a's rows instead of many small ones (the
+    same dot products; BLAS may order their sums differently, so equal to rounding)."""
     if a.shape[-1] == 1:
         return a * b
+    if a.ndim > 2 and b.shape[-1] * b.shape[-2] >= _ONE_GEMM_FROM:
+        if b.ndim > 2 and not any(b.strides[:-2]) and a.shape[:-2] == b.shape[:-2]:
+            b = b[(0,) * (b.ndim - 2)]  # one matrix broadcast to every batch entry (MAML's θ at step 0)
+        if b.ndim == 2:  # one b for every batch entry: a single 2-D GEMM over all rows of a
+            return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
     return a @ b
+
+
+_ONE_GEMM_FROM = 4096  # entries of b; below it (the 40×40 sinusoid net) the reshapes cost more than they save
 
 
 @primitive
