@@ -138,28 +138,29 @@ class Tape:
         no rule was going to read these values. Call it on a finished recording that will only be swept.
         """
         nodes = self.nodes
-        read = set()
-        for node in nodes:
+        read = bytearray(len(nodes))  # read[k]: some rule reads node k's value (constants are the caller's anyway)
+        for k, node in enumerate(nodes):
             prim = node.prim
-            saves = None if prim is None else prim.saves
-            if saves is None:
-                read.add(id(node.out))
-                read.update(map(id, node.inputs))
-            else:
-                inputs = node.inputs
-                for s in saves:
-                    read.add(id(node.out) if s == "out" else id(inputs[s]))
-        ndarray = np.ndarray
-        for node in nodes:  # every array is alive (held by the tape) during this pass, so ids are unique
-            if node.prim is None or node.prim.saves is None:
+            if prim is None or prim.saves is None:
+                read[k] = 1
+                for p in node.parents:
+                    if p >= 0:
+                        read[p] = 1
                 continue
-            out = node.out
-            if type(out) is ndarray and id(out) not in read:
-                node.out = _Unread(out)
-            inputs = node.inputs
-            for x in inputs:
-                if type(x) is ndarray and id(x) not in read:
-                    node.inputs = tuple(_Unread(x) if type(x) is ndarray and id(x) not in read else x for x in inputs)
+            parents = node.parents
+            for slot in prim.saves:
+                if slot == "out":
+                    read[k] = 1
+                elif parents[slot] >= 0:
+                    read[parents[slot]] = 1
+        for k, node in enumerate(nodes):
+            if not read[k] and isinstance(node.out, (np.ndarray, np.generic)):
+                node.out = _Unread(node.out)
+            parents = node.parents
+            for p in parents:
+                if p >= 0 and not read[p]:
+                    node.inputs = tuple(_Unread(x) if q >= 0 and not read[q] and isinstance(x, (np.ndarray, np.generic))
+                                        else x for x, q in zip(node.inputs, parents))
                     break
 
     # ------------------------------------------------------------------ sweeps
