@@ -134,7 +134,7 @@ class Tape:
         Each primitive may say which of its inputs and its output its rules read (``Primitive.saves``; if it
         does not, all are kept). A value read by no node (a ReLU's input z = XW + b, say: the ReLU reads its
         output, the affine map reads X and W) is replaced in every node by a shape/dtype stand-in, so it is
-        freed as soon as the caller lets go of it. Leaves are always kept. The sweeps' results are unchanged:
+        freed as soon as the caller lets go of it. Leaves and constants (the caller's data) are always kept. The sweeps' results are unchanged:
         no rule was going to read these values. Call it on a finished recording that will only be swept.
         """
         nodes = self.nodes
