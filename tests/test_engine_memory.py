@@ -120,7 +120,7 @@ def test_a_wrong_saves_declaration_fails_loudly(rng):
 
 
 def test_affine_fused_second_order_rule_matches_its_two_terms(rng):
-    """affine.r_vjp (R{W̄} = [X; Ẋ]ᵀ[R{Ȳ}; Ȳ], one matmul) equals vjp(R{Ȳ}) + vjp_tangent to 1e-12, every input."""
+    """affine.r_vjp (Ẋᵀ Ȳ added in place into Xᵀ R{Ȳ}) equals vjp(R{Ȳ}) + vjp_tangent to 1e-12, every input."""
     x, w, b = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 4, 6)), rng.standard_normal((3, 6))
     tx, tw, tb = rng.standard_normal(x.shape), rng.standard_normal(w.shape), rng.standard_normal(b.shape)
     g, rg = rng.standard_normal((3, 5, 6)), rng.standard_normal((3, 5, 6))
