@@ -29,7 +29,6 @@ step (sampling). JAX's buffers are visible to neither; its column says n/a.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
