@@ -119,11 +119,13 @@ def test_a_wrong_saves_declaration_fails_loudly(rng):
         tape.backward(out.index, np.ones(()))
 
 
-def test_affine_fused_second_order_rule_matches_its_two_terms(rng):
-    """affine.r_vjp (Ẋᵀ Ȳ added in place into Xᵀ R{Ȳ}) equals vjp(R{Ȳ}) + vjp_tangent to 1e-12, every input."""
-    x, w, b = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 4, 6)), rng.standard_normal((3, 6))
+@pytest.mark.parametrize("rows,k,m", [(5, 4, 6), (2, 10, 12)])  # in-place sum; stacked rows (wide layer)
+def test_affine_fused_second_order_rule_matches_its_two_terms(rows, k, m, rng):
+    """affine.r_vjp (one matmul over stacked rows for wide layers, else Ẋᵀ Ȳ added in place into Xᵀ R{Ȳ}) equals
+    vjp(R{Ȳ}) + vjp_tangent to 1e-12, every input."""
+    x, w, b = rng.standard_normal((3, rows, k)), rng.standard_normal((3, k, m)), rng.standard_normal((3, m))
     tx, tw, tb = rng.standard_normal(x.shape), rng.standard_normal(w.shape), rng.standard_normal(b.shape)
-    g, rg = rng.standard_normal((3, 5, 6)), rng.standard_normal((3, 5, 6))
+    g, rg = rng.standard_normal((3, rows, m)), rng.standard_normal((3, rows, m))
     aff = ops.affine
     out = aff.forward(x, w, b)
     for i in range(3):

@@ -16,8 +16,8 @@ An entry is a class turned into a :class:`Primitive` by ``@primitive``. It holds
     primal inputs (the primitive is linear), so that term vanishes.
 ``r_vjp(i, g, rg, out, out_tangent, inputs, input_tangents, **params)`` (optional)
     the whole R{x̄ᵢ} = vjp_i(R{ȳ}) + vjp_tangent_i in one expression, for a primitive that can form it more
-    cheaply than the two terms apart (affine: Ẋᵀ Ȳ added into Xᵀ R{Ȳ} in place, one parameter-sized array
-    fewer). The engine calls it when both R{ȳ} and a tangent are present; it must equal
+    cheaply than the two terms apart (affine: R{W̄} as one matmul over stacked rows for wide layers, else
+    Ẋᵀ Ȳ added into Xᵀ R{Ȳ} in place — either way one parameter-sized array fewer). The engine calls it when both R{ȳ} and a tangent are present; it must equal
     the two-term sum to rounding (the tests compare them).
 ``piecewise_linear = True`` (optional)
     the primitive is not linear, but its vjp_tangent is zero wherever it is defined (relu): the engine then
@@ -433,8 +433,14 @@ class affine:
         return None
 
     def r_vjp(i, g, rg, out, out_tangent, inputs, input_tangents):
-        # R{W̄} = Xᵀ R{Ȳ} + Ẋᵀ Ȳ: the second product is added into the first, which is a new array of this rule's
-        # own — two weight-sized arrays at a time instead of three (per-task W̄ is the largest array of an HVP)
+        # R{W̄} = Xᵀ R{Ȳ} + Ẋᵀ Ȳ without a third weight-sized array (per-task W̄ is the largest array of an HVP):
+        # for wide layers as one matmul over stacked rows, [X; Ẋ]ᵀ [R{Ȳ}; Ȳ] (the stacked copies are smaller than
+        # a second W̄); otherwise Ẋᵀ Ȳ added in place into Xᵀ R{Ȳ}, this rule's own new array
+        x, w, _ = inputs
+        tx = input_tangents[0]
+        if (i == 1 and tx is not None and np.shape(tx) == np.shape(x) and np.shape(rg) == np.shape(g)
+                and 2 * x.shape[-2] * (x.shape[-1] + g.shape[-1]) < x.shape[-1] * g.shape[-1]):
+            return _mm(_swap_last(np.concatenate([x, tx], axis=-2)), np.concatenate([rg, g], axis=-2))
         rct = affine.vjp(i, rg, out, inputs)
         extra = affine.vjp_tangent(i, g, out, out_tangent, inputs, input_tangents)
         if extra is None:
