@@ -108,7 +108,9 @@ class _Step:
 
     __slots__ = ("tape", "leaves", "out", "adjoints")
 
-    def __init__(self, task_loss, theta, x, y, scale=1.0):
+    def __init__(self, task_loss, theta, x, y, scale=1.0, release=True):
+        # release: the tape keeps only the values a later sweep reads (Tape.release_unread_values); worth its
+        # cost for a trace that is kept (an inner step of second-order MAML) or swept while others are held
         self.tape = Tape()
         self.leaves = [self.tape.leaf(p) for p in theta]
         per_task = task_loss(self.leaves, x, y)
@@ -118,21 +120,27 @@ class _Step:
         total = ops.sum(per_task)
         self.out = total if scale == 1.0 else ops.mul(total, scale)
         self.adjoints = None
+        if release:
+            self.tape.release_unread_values()
 
     @property
     def value(self):
         return float(self.out.value)
 
-    def grad(self):
-        self.adjoints = self.tape.backward(self.out.index, np.ones_like(self.out.value))
-        grads = [self.adjoints[v.index] for v in self.leaves]
+    def grad(self, keep_for_hvp=True):
+        """∇ of the recorded loss w.r.t. the leaves; ``keep_for_hvp=False`` when no ``hvp`` will follow (the
+        query step): then no interior adjoint is kept."""
+        adjoints = self.tape.backward(self.out.index, np.ones_like(self.out.value), keep_for_hvp=keep_for_hvp)
+        grads = [adjoints[v.index] for v in self.leaves]
         for v in self.leaves:  # the caller consumes them (θ update); the HVP reuse reads only interior adjoints
-            self.adjoints[v.index] = None
+            adjoints[v.index] = None
+        self.adjoints = adjoints if keep_for_hvp else None
         return grads
 
     def hvp(self, v):
         tangents = self.tape.forward_tangents({leaf.index: t for leaf, t in zip(self.leaves, v)})
-        _, r = self.tape.backward(self.out.index, None, tangents, self.adjoints)
+        seed = np.ones_like(self.out.value) if self.adjoints is None else None  # no grad kept: sweep both
+        _, r = self.tape.backward(self.out.index, seed, tangents, self.adjoints)
         return [np.zeros_like(leaf.value) if r[leaf.index] is None else r[leaf.index] for leaf in self.leaves]
 
 
@@ -147,8 +155,8 @@ def _inner_loop(task_loss, theta, support, inner_lr, inner_steps, keep=False):
     inner_lr = float(inner_lr)  # a NumPy float64 scalar would promote float32 parameters
     steps = []
     for _ in range(inner_steps):
-        step = _Step(task_loss, theta, xs, ys)
-        g = step.grad()
+        step = _Step(task_loss, theta, xs, ys, release=keep)
+        g = step.grad(keep_for_hvp=keep)
         theta = [p - inner_lr * gi for p, gi in zip(theta, g)]
         if keep:
             steps.append(step)
@@ -207,14 +215,33 @@ def _meta_gradient(flat_loss, leaves, support, query, task_count, inner_lr, inne
     """The MAML meta-gradient on flat leaves: inner loop, query gradient, then (I − αH) factors from the right."""
     theta, steps = _inner_loop(flat_loss, _stack(leaves, task_count), support, inner_lr, inner_steps,
                                keep=(order == 2))
-    outer = _Step(flat_loss, theta, query[0], query[1], scale=1.0 / task_count)
-    g = outer.grad()
+    outer = _Step(flat_loss, theta, query[0], query[1], scale=1.0 / task_count, release=bool(steps))
+    g = outer.grad(keep_for_hvp=False)
     value = outer.value
     del outer, theta  # keep only what the backward product needs: the inner steps' traces and g
     while steps:  # order 2 only: apply (I − α H) factors from the right, dropping each trace once used
         hg = steps.pop().hvp(g)
-        g = [gi - inner_lr * hi for gi, hi in zip(g, hg)]
+        g = _minus_scaled(g, inner_lr, hg)
+        del hg
     return value, [np.sum(gi, axis=0) for gi in g]  # θ is shared: sum the per-task pieces
+
+
+def _minus_scaled(g, inner_lr, h):
+    """[g_j − α h_j]; each result is written into h_j when h_j is an array of its own (it owns its memory, is
+    no g and no g is a view of it, and no other h is the same array), with the same two roundings as
+    ``g_j − α h_j`` and one parameter-sized array fewer. (A view's ``base`` is the array owning the memory.)"""
+    out = []
+    g_ids = {id(gk) for gk in g} | {id(getattr(gk, "base", None)) for gk in g}
+    h_ids = [id(hk) for hk in h] + [id(getattr(hk, "base", None)) for hk in h]
+    for gj, hj in zip(g, h):
+        own = (type(hj) is np.ndarray and hj.base is None and id(hj) not in g_ids and h_ids.count(id(hj)) == 1
+               and hj.flags.writeable and hj.shape == np.shape(gj) and hj.dtype == np.result_type(gj, hj))
+        if own:
+            np.multiply(hj, inner_lr, out=hj)
+            out.append(np.subtract(gj, hj, out=hj))
+        else:
+            out.append(gj - inner_lr * hj)
+    return out
 
 
 # ---------------------------------------------------------------------------------------- public algorithms

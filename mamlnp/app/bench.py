@@ -3,17 +3,33 @@
 ``bench hvp``   time of ``grad`` and ``hvp`` for the loss of a 1-40-40-1 MLP on 25 tasks × 10 points.
 ``bench meta``  ms per meta-step (sample + meta-gradient + Adam) in the MAML paper's sinusoid setting
                 (1-40-40-1 ReLU, 25 tasks, K = 10 support + 10 query, α = 0.01) for orders 2/1, S = 1/5,
-                float64/float32; with ``--torch``, the same step in PyTorch ``torch.func`` (vmap + grad of grad)
-                timed in the same run, if torch is installed (it is never a dependency of mamlnp).
-
+                float64/float32, and the peak memory of one step; with ``--torch``, the same step in PyTorch
+                ``torch.func`` (vmap + grad of grad) at S = 1/5 timed in the same run, if torch is installed (it is
+                never a dependency of mamlnp); ``--jax`` likewise (pinned to one thread, see below).
+``bench scaling``  time and peak memory of the MAML meta-gradient as S, the hidden width and the meta-batch
+                grow (one varied at a time from S = 1, width 40, 25 tasks), with the exponent b of a fitted
+                power law cost ∝ xᵇ; ``--torch`` adds torch.func on the same grid, interleaved.
+``bench omniglot-size``  the MAML meta-gradient at the Omniglot MLP's size (784-256-128-64-64-5 ReLU,
+                cross-entropy, 32 tasks, 5-way 1-shot, 75 queries, S = 1, α = 0.4, float32) on random inputs of
+                those shapes (no data needed; an engine measurement, not the Omniglot experiment), time and
+                peak memory, with ``--torch`` against torch.func in the same run.
 ``bench omniglot``  the Omniglot 5-way 1-shot meta-step (T = 32) against torch.func, time and peak memory
-                (:mod:`mamlnp.app.omniglot_bench`).
+                (:mod:`mamlnp.app.omniglot_bench`; needs the Omniglot files).
 ``bench cost``  time and peak memory (tracemalloc) of one meta-gradient against inner steps S for MAML,
                 first-order MAML, Reptile, iMAML and ANIL; a figure and fitted scaling exponents
                 (``mamlnp.app.cost``).
 
-Timings are the median over ``--repeats`` blocks of ``--steps`` meta-steps after a warm-up. Run with
-``OMP_NUM_THREADS=1`` for single-thread figures comparable across machines.
+Timings are the median over ``--repeats`` blocks of ``--steps`` meta-steps after a warm-up, the systems' blocks
+interleaved (A B C A B C …) so that drift in machine load falls on all of them alike. Every system is pinned
+to one thread: run with ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` (NumPy's BLAS reads them at start-up;
+the header prints them), torch gets ``torch.set_num_threads(1)``, and JAX is started with
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` (set here before jax is
+imported, unless XLA_FLAGS is already set).
+
+Peak memory: NumPy's allocations are traced by ``tracemalloc`` (NumPy reports its data buffers to it); torch's
+CPU allocator is invisible to tracemalloc, so its peak is the running sum of the allocation and free events
+recorded by ``torch.profiler`` (``profile_memory=True``), plus what tracemalloc sees of the NumPy side of the
+step (sampling). JAX's buffers are visible to neither; its column says n/a.
 """
 from __future__ import annotations
 
@@ -22,6 +38,7 @@ import os
 import platform
 import statistics
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -30,10 +47,10 @@ from ..models.losses import task_mse
 from ..algorithms import maml_gradient, ALGORITHMS
 from ..models.nn import init_mlp, mlp
 from ..models.optim import Adam
-from .perf import keep_freed_memory
+from .perf import allocator_settings, keep_freed_memory
 from ..tasks import SinusoidTasks
 
-__all__ = ["main", "time_block", "interleaved_medians"]
+__all__ = ["main", "time_block", "interleaved_medians", "peak_memory", "fit_exponent"]
 
 _ALLOCATOR_TUNED = False
 
@@ -52,8 +69,11 @@ def time_block(fn, steps, repeats, warmup=20):
 
 
 def _header():
-    allocator = "kept (mamlnp.perf.keep_freed_memory)" if _ALLOCATOR_TUNED else "glibc default"
-    threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    settings = allocator_settings()
+    allocator = (f"kept (mamlnp.perf.keep_freed_memory: mmap threshold {settings['mmap_threshold'] >> 20} MiB)"
+                 if _ALLOCATOR_TUNED else "glibc default")
+    threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
+               if k != "XLA_FLAGS" or k in os.environ}
     return (f"# numpy {np.__version__}, python {platform.python_version()}, {platform.machine()}, "
             f"{os.cpu_count()} cpu(s); freed memory: {allocator}; threads: "
             + ", ".join(f"{k}={v}" for k, v in threads.items()))
@@ -94,15 +114,15 @@ def bench_hvp(args):
 
 
 # ---------------------------------------------------------------------------------------- bench meta
-def _numpy_meta_step(order, inner_steps, dtype, seed):
+def _numpy_meta_step(order, inner_steps, dtype, seed, width=40, meta_batch=25):
     rng = np.random.default_rng(seed)
-    params = init_mlp([1, 40, 40, 1], rng, dtype=dtype)
+    params = init_mlp([1, width, width, 1], rng, dtype=dtype)
     opt = Adam(1e-3)
     state = {"params": params, "opt": opt.init(params)}
     tasks = SinusoidTasks()
 
     def step():
-        support, query, _ = tasks.sample(rng, 25, 10, 10, dtype=dtype)
+        support, query, _ = tasks.sample(rng, meta_batch, 10, 10, dtype=dtype)
         _, grads = maml_gradient(state["params"], support, query, inner_lr=0.01, inner_steps=inner_steps, order=order)
         state["params"], state["opt"] = opt.update(grads, state["opt"], state["params"])
     return step
@@ -168,16 +188,17 @@ def _jax_meta_step(seed):
         out = update(state["ps"], state["m"], state["v"], state["t"], *support, *query)
         state["ps"], state["m"], state["v"], state["t"] = out
         jax.block_until_ready(state["ps"])
+    step.system = "jax"
     return step
 
 
-def _torch_meta_step(seed, inner_steps=1):
+def _torch_meta_step(seed, inner_steps=1, width=40, meta_batch=25):
     import torch
     from torch.func import grad, vmap
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
-    params = [torch.tensor(p) for p in init_mlp([1, 40, 40, 1], rng)]
+    params = [torch.tensor(p) for p in init_mlp([1, width, width, 1], rng)]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -203,20 +224,68 @@ def _torch_meta_step(seed, inner_steps=1):
     meta_grad = grad(meta_loss)
 
     def step():
-        support, query, _ = tasks.sample(rng, 25, 10, 10)
+        support, query, _ = tasks.sample(rng, meta_batch, 10, 10)
         xs, ys, xq, yq = (torch.from_numpy(a) for a in (*support, *query))
         with torch.no_grad():
             g = meta_grad([p.detach() for p in params], xs, ys, xq, yq)
         for p, gi in zip(params, g):
             p.grad = gi
         opt.step()
+    step.system = "torch"
     return step
 
 
-def interleaved_medians(fns, steps, repeats, warmup=20):
+def _pin_jax():
+    """One thread for XLA's CPU backend, as numpy (OMP/OPENBLAS_NUM_THREADS=1) and torch (set_num_threads(1))."""
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+
+def _torch_peak(fn):
+    """Peak bytes of one call of a torch step: torch.profiler's allocation/free events (running sum of each
+    op's own net allocation, in start order) plus tracemalloc's peak for the NumPy side (sampling)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    tracemalloc.start()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    numpy_side = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    current = peak = 0
+    for _, nbytes in events:
+        current += nbytes
+        peak = max(peak, current)
+    return peak + numpy_side
+
+
+def peak_memory(fn):
+    """Peak bytes allocated during one call of ``fn`` (after one warm-up call), by the system's own measure:
+    tracemalloc for NumPy; for a torch step (``fn.system == "torch"``) see :func:`_torch_peak`; None for JAX."""
+    system = getattr(fn, "system", "numpy")
+    if system == "jax":
+        return None
+    fn()
+    if system == "torch":
+        return _torch_peak(fn)
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def fit_exponent(xs, ys):
+    """b of the least-squares fit log y = a + b log x: cost grows like xᵇ."""
+    lx, ly = np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float))
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def interleaved_medians(fns, steps, repeats, warmup=20, block_warmup=2):
     """Median seconds per call for each of ``fns``, timing their blocks in turn (A B C A B C …).
 
-    Interleaving spreads any drift in machine load evenly over the contenders, so their ratio is fair.
+    Interleaving spreads any drift in machine load evenly over the contenders, so their ratio is fair. Each block
+    starts with ``block_warmup`` untimed calls: without them the system timed right after a heavy one (torch.func
+    at S = 5) paid for the caches and free lists that one left behind (measured: up to 1.4× on the first row).
     """
     for fn in fns:
         for _ in range(warmup):
@@ -224,6 +293,8 @@ def interleaved_medians(fns, steps, repeats, warmup=20):
     blocks = [[] for _ in fns]
     for _ in range(repeats):
         for k, fn in enumerate(fns):
+            for _ in range(block_warmup):
+                fn()
             t0 = time.perf_counter()
             for _ in range(steps):
                 fn()
@@ -231,7 +302,13 @@ def interleaved_medians(fns, steps, repeats, warmup=20):
     return [statistics.median(b) for b in blocks]
 
 
+def _mib(nbytes):
+    return "n/a" if nbytes is None else f"{nbytes / 2 ** 20:.2f}"
+
+
 def bench_meta(args):
+    if args.jax:
+        _pin_jax()
     print(_header())
     print("meta-step = sample 25 sinusoid tasks (K=10 support + 10 query) + meta-gradient + Adam, "
           "1-40-40-1 ReLU, α = 0.01")
@@ -259,24 +336,146 @@ def bench_meta(args):
             print("# --torch: torch is not installed, skipping the comparison")
         else:
             torch_version = torch.__version__
-            labels.append(("torch.func", 2, 1, "float64"))
-            fns.append(_torch_meta_step(args.seed))
+            for inner_steps in ((1,) if args.quick else (1, 5)):
+                labels.append(("torch.func", 2, inner_steps, "float64"))
+                fns.append(_torch_meta_step(args.seed, inner_steps))
     medians = interleaved_medians(fns, args.steps, args.repeats)
-    print(f"{'implementation':14s} {'order':>5s} {'S':>3s} {'dtype':>8s} {'ms/step':>9s}")
-    for (name, order, steps, dtype), sec in zip(labels, medians):
+    peaks = [peak_memory(fn) for fn in fns]
+    print(f"{'implementation':14s} {'order':>5s} {'S':>3s} {'dtype':>8s} {'ms/step':>9s} {'peak MiB':>9s}")
+    for (name, order, steps, dtype), sec, peak in zip(labels, medians, peaks):
         note = {"torch.func": f"   (PyTorch {torch_version}: vmap + grad of grad, 1 thread)",
                 "hand-written": "   (mamlnp.handwritten: the same maths by hand, no engine)",
-                "JAX jit": "   (whole step jit-compiled, x64)"}.get(name, "")
-        print(f"{name:14s} {order:5d} {steps:3d} {dtype:>8s} {sec * 1e3:9.3f}{note}")
-    by_name = {name: sec for (name, *_), sec in zip(labels, medians)}
-    ours = medians[0]
-    if "hand-written" in by_name:
-        print(f"mamlnp MAML (S=1, float64) takes {ours / by_name['hand-written']:.2f}x the time of the hand-written NumPy step")
-    if "JAX jit" in by_name:
-        print(f"mamlnp MAML (S=1, float64) takes {ours / by_name['JAX jit']:.2f}x the time of the jit-compiled JAX step")
-    if torch_version is not None:
-        print(f"mamlnp MAML (S=1, float64) is {medians[-1] / medians[0]:.2f}x faster than torch.func in this run "
-              f"(median of {args.repeats} interleaved blocks of {args.steps} steps)")
+                "JAX jit": "   (whole step jit-compiled, x64, 1 thread)"}.get(name, "")
+        print(f"{name:14s} {order:5d} {steps:3d} {dtype:>8s} {sec * 1e3:9.3f} {_mib(peak):>9s}{note}")
+    rows = {(name, steps, dtype): (sec, peak) for (name, _, steps, dtype), sec, peak in zip(labels, medians, peaks)}
+    ours, ours_peak = rows[("MAML", 1, "float64")]
+    print("peak MiB: tracemalloc for NumPy; torch: torch.profiler allocation events + tracemalloc (see --help)")
+    if ("hand-written", 1, "float64") in rows:
+        print(f"mamlnp MAML (S=1, float64) takes {ours / rows[('hand-written', 1, 'float64')][0]:.2f}x the time of "
+              "the hand-written NumPy step")
+    if ("JAX jit", 1, "float64") in rows:
+        print(f"mamlnp MAML (S=1, float64) takes {ours / rows[('JAX jit', 1, 'float64')][0]:.2f}x the time of the "
+              "jit-compiled JAX step (both on one thread)")
+    for inner_steps in (1, 5):
+        if ("torch.func", inner_steps, "float64") in rows and ("MAML", inner_steps, "float64") in rows:
+            (t_np, m_np), (t_t, m_t) = rows[("MAML", inner_steps, "float64")], rows[("torch.func", inner_steps, "float64")]
+            print(f"S={inner_steps}: mamlnp MAML takes {t_np / t_t:.2f}x torch.func's time and {m_np / m_t:.2f}x its "
+                  f"peak memory (median of {args.repeats} interleaved blocks of {args.steps} steps)")
+    return 0
+
+
+def bench_scaling(args):
+    """Time and peak memory of the meta-step as S, width and meta-batch grow, with fitted exponents."""
+    print(_header())
+    grid = {"S": [1, 5, 20], "width": [40, 160, 640], "meta-batch": [5, 25, 100]}
+    if args.quick:
+        grid = {"S": [1, 2], "width": [40, 80], "meta-batch": [5, 25]}
+    systems = [("mamlnp", lambda S, width, T: _numpy_meta_step(2, S, np.float64, args.seed, width, T))]
+    if args.torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("# --torch: torch is not installed, skipping the comparison")
+        else:
+            systems.append(("torch.func", lambda S, width, T: _torch_meta_step(args.seed, S, width, T)))
+    print("MAML meta-step (sample + meta-gradient + Adam), 1-w-w-1 ReLU, K = 10 + 10, float64; one of S, width, "
+          "meta-batch varied from (1, 40, 25)")
+    head = f"{'varied':11s} {'value':>6s}" + "".join(f" {name + ' ms':>14s} {name + ' MiB':>15s}" for name, _ in systems)
+    for varied, values in grid.items():
+        print(head)
+        times = {name: [] for name, _ in systems}
+        peaks = {name: [] for name, _ in systems}
+        for value in values:
+            cfg = {"S": 1, "width": 40, "T": 25}
+            cfg["T" if varied == "meta-batch" else varied] = value
+            fns = [make(cfg["S"], cfg["width"], cfg["T"]) for _, make in systems]
+            fns[0]()
+            t0 = time.perf_counter()
+            fns[0]()
+            once = time.perf_counter() - t0
+            steps = max(1, min(args.steps, int(0.1 / max(once, 1e-6))))  # blocks of ~0.1 s
+            meds = interleaved_medians(fns, steps, args.repeats, warmup=2)
+            row = f"{varied:11s} {value:6d}"
+            for (name, _), fn, sec in zip(systems, fns, meds):
+                peak = peak_memory(fn)
+                times[name].append(sec)
+                peaks[name].append(peak)
+                row += f" {sec * 1e3:14.3f} {_mib(peak):>15s}"
+            print(row)
+        fit = f"{'exponent b':11s} {'':6s}"
+        for name, _ in systems:
+            fit += f" {fit_exponent(values, times[name]):14.2f} {fit_exponent(values, peaks[name]):15.2f}"
+        print(fit + "   (cost ∝ value^b, least squares on log-log)")
+    return 0
+
+
+def _omniglot_size_problem(seed):
+    rng = np.random.default_rng(seed)
+    params = init_mlp([784, 256, 128, 64, 64, 5], rng, scheme="glorot", dtype=np.float32)
+    tasks, ways, queries = 32, 5, 75
+    support = (rng.random((tasks, ways, 784), dtype=np.float32), np.tile(np.arange(ways), (tasks, 1)))
+    query = (rng.random((tasks, queries, 784), dtype=np.float32), np.tile(np.arange(ways), (tasks, queries // ways)))
+    return params, support, query
+
+
+def _torch_classifier_meta_gradient(params, support, query, inner_lr):
+    import torch
+    from torch.func import grad, vmap
+
+    torch.set_num_threads(1)
+    ps = [torch.tensor(p) for p in params]
+    data = [torch.from_numpy(np.asarray(a)) for a in (*support, *query)]
+
+    def net(ws, x):
+        for layer in range(0, len(ws) - 2, 2):
+            x = torch.relu(x @ ws[layer] + ws[layer + 1])
+        return x @ ws[-2] + ws[-1]
+
+    def task_loss(ws, x, y):
+        return torch.nn.functional.cross_entropy(net(ws, x), y)
+
+    def adapted_query_loss(ws, xs, ys, xq, yq):
+        g = grad(task_loss)(ws, xs, ys)
+        return task_loss([w - inner_lr * gi for w, gi in zip(ws, g)], xq, yq)
+
+    meta_grad = grad(lambda ws, *a: vmap(adapted_query_loss, in_dims=(None, 0, 0, 0, 0))(ws, *a).mean())
+
+    def step():
+        with torch.no_grad():
+            return meta_grad(ps, *data)
+    step.system = "torch"
+    return step
+
+
+def bench_omniglot_size(args):
+    """The MAML meta-gradient at the Omniglot MLP's size, float32, against torch.func (issue 11, item 5)."""
+    print(_header())
+    print("MAML meta-gradient, 784-256-128-64-64-5 ReLU MLP, cross-entropy, 32 tasks, 5-way 1-shot, 75 queries, "
+          "S = 1, α = 0.4, float32, random inputs of these shapes")
+    params, support, query = _omniglot_size_problem(args.seed)
+
+    def ours():
+        return maml_gradient(params, support, query, inner_lr=0.4, inner_steps=1, loss="cross_entropy")
+    labels, fns = ["mamlnp"], [ours]
+    if args.torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("# --torch: torch is not installed, skipping the comparison")
+        else:
+            labels.append("torch.func")
+            fns.append(_torch_classifier_meta_gradient(params, support, query, 0.4))
+            mine, theirs = ours()[1], fns[-1]()
+            diff = max(float(np.max(np.abs(a - b.numpy()))) for a, b in zip(mine, theirs))
+            print(f"the two meta-gradients agree to {diff:.1e} (max |g| {max(float(np.max(np.abs(a))) for a in mine):.2f})")
+    medians = interleaved_medians(fns, args.steps, args.repeats, warmup=2)
+    peaks = [peak_memory(fn) for fn in fns]
+    print(f"{'system':12s} {'ms':>9s} {'peak MiB':>9s}")
+    for name, sec, peak in zip(labels, medians, peaks):
+        print(f"{name:12s} {sec * 1e3:9.1f} {_mib(peak):>9s}")
+    if len(fns) == 2:
+        print(f"mamlnp takes {medians[0] / medians[1]:.2f}x torch.func's time and {peaks[0] / peaks[1]:.2f}x its peak "
+              f"memory (median of {args.repeats} interleaved blocks of {args.steps})")
     return 0
 
 
@@ -311,16 +510,19 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="what", required=True)
     from .omniglot_bench import bench_omniglot  # article §5.1's meta-step against torch.func
     for name, fn, steps in (("hvp", bench_hvp, 200), ("meta", bench_meta, 200), ("cost", bench_cost, 3),
-                            ("omniglot", bench_omniglot, 5)):
+                            ("scaling", bench_scaling, 20), ("omniglot", bench_omniglot, 5),
+                            ("omniglot-size", bench_omniglot_size, 3)):
         p = sub.add_parser(name, help=fn.__doc__)
         p.add_argument("--steps", type=int, default=steps, help="calls per timed block (default %(default)s)")
         p.add_argument("--repeats", type=int, default=7, help="timed blocks; the median is reported (default %(default)s)")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(fn=fn)
-        if name == "meta":
+        if name in ("meta", "scaling", "omniglot-size"):
             p.add_argument("--torch", action="store_true", help="also time PyTorch torch.func, if installed")
+        if name in ("meta", "scaling"):
+            p.add_argument("--quick", action="store_true", help="a small configuration (a smoke test)")
+        if name == "meta":
             p.add_argument("--jax", action="store_true", help="also time the step in JAX, jit-compiled, if installed")
-            p.add_argument("--quick", action="store_true", help="only MAML, S=1, float64 (and the comparisons asked for)")
         if name == "cost":
             p.add_argument("--inner-steps", type=int, nargs="+", default=[1, 2, 5, 10, 20], metavar="S",
                            help="inner step counts (default 1 2 5 10 20)")

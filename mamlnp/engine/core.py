@@ -62,6 +62,21 @@ class _Released:
 RELEASED = _Released()
 
 
+class _Unread:
+    """Stands in a node for a primal value that no rule reads (see Tape.release_unread_values): its shape
+    and dtype, which is all the sweeps ask of it."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, value):
+        self.shape, self.dtype = value.shape, value.dtype
+
+    ndim = property(lambda self: len(self.shape))
+
+    def __repr__(self):
+        return f"<value released: no rule reads it; shape {self.shape}, dtype {self.dtype}>"
+
+
 class Tape:
     """The record of one evaluation; node k only depends on nodes < k.
 
@@ -70,7 +85,10 @@ class Tape:
     second-order reverse sweep will read it (an input or output of a primitive with a second-order rule);
     the reverse sweep frees each node's R-adjoint and tangent once the node is processed, and replaces the
     adjoint of a node whose rule has no second-order term by ``RELEASED`` (a later HVP sweep that reuses the
-    adjoints needs only to know that such a node was reached). Leaves' results are always kept.
+    adjoints needs only to know that such a node was reached). Leaves' results are always kept. Primal values:
+    :meth:`release_unread_values` drops, from a finished recording, every value no rule reads (each primitive
+    declares what its rules read in ``Primitive.saves``); MAML's inner steps use it, so a kept step holds its
+    parameters, the layers' inputs and the adjoints its second-order rules need, and nothing else.
     """
 
     __slots__ = ("nodes", "_plan")
@@ -87,8 +105,8 @@ class Tape:
         """(last_consumer, read_by_second_order) per node, computed once per recorded tape.
 
         last_consumer[j]: the largest index of a node that takes node j as an input (-1: none).
-        read_by_second_order[j]: the reverse sweep with tangents reads ẏ_j (node j is an input or the output
-        of a primitive that has a vjp_tangent rule).
+        read_by_second_order[j]: the reverse sweep with tangents reads ẏ_j (node j is an input of a primitive
+        with a second-order rule, or the output of one whose rule reads its ``out_tangent``).
         """
         nodes = self.nodes
         if self._plan is not None and self._plan[0] == len(nodes):
@@ -99,8 +117,8 @@ class Tape:
             prim = node.prim
             if prim is None:
                 continue
-            second = prim.vjp_tangent is not None
-            if second:
+            second = prim.second_order
+            if second and prim.reads_out_tangent:
                 read[k] = True
             for p in node.parents:
                 if p >= 0:
@@ -109,6 +127,41 @@ class Tape:
                         read[p] = True
         self._plan = (len(nodes), last, read)
         return last, read
+
+    def release_unread_values(self):
+        """Drop the primal values no rule will read; keep their shape and dtype.
+
+        Each primitive may say which of its inputs and its output its rules read (``Primitive.saves``; if it
+        does not, all are kept). A value read by no node (a ReLU's input z = XW + b, say: the ReLU reads its
+        output, the affine map reads X and W) is replaced in every node by a shape/dtype stand-in, so it is
+        freed as soon as the caller lets go of it. Leaves and constants (the caller's data) are always kept. The sweeps' results are unchanged:
+        no rule was going to read these values. Call it on a finished recording that will only be swept.
+        """
+        nodes = self.nodes
+        read = bytearray(len(nodes))  # read[k]: some rule reads node k's value (constants are the caller's anyway)
+        for k, node in enumerate(nodes):
+            prim = node.prim
+            if prim is None or prim.saves is None:
+                read[k] = 1
+                for p in node.parents:
+                    if p >= 0:
+                        read[p] = 1
+                continue
+            parents = node.parents
+            for slot in prim.saves:
+                if slot == "out":
+                    read[k] = 1
+                elif parents[slot] >= 0:
+                    read[parents[slot]] = 1
+        for k, node in enumerate(nodes):
+            if not read[k] and isinstance(node.out, (np.ndarray, np.generic)):
+                node.out = _Unread(node.out)
+            parents = node.parents
+            for p in parents:
+                if p >= 0 and not read[p]:
+                    node.inputs = tuple(_Unread(x) if q >= 0 and not read[q] and isinstance(x, (np.ndarray, np.generic))
+                                        else x for x, q in zip(node.inputs, parents))
+                    break
 
     # ------------------------------------------------------------------ sweeps
     def forward_tangents(self, leaf_tangents: dict, keep=None):
@@ -149,7 +202,7 @@ class Tape:
                     tangents[p] = None
         return tangents
 
-    def backward(self, out_index: int, seed, tangents=None, adjoints=None):
+    def backward(self, out_index: int, seed, tangents=None, adjoints=None, keep_for_hvp=True):
         """Reverse sweep from node ``out_index`` seeded with ``seed`` (ȳ).
 
         Without ``tangents``: returns the list of adjoints x̄ of every node.
@@ -160,7 +213,8 @@ class Tape:
         The returned lists hold every leaf's result. Interior entries are released as the sweep passes
         them: R-adjoints and ``tangents`` entries become None, and the adjoint of a node without a
         second-order rule becomes ``RELEASED`` (what a later reuse of ``adjoints`` needs of it: that it was
-        reached). The adjoints of nodes with a second-order rule are kept for that reuse.
+        reached). The adjoints of nodes with a second-order rule are kept for that reuse, unless
+        ``keep_for_hvp=False`` (a gradient that no HVP will follow): then every interior adjoint is released.
         """
         nodes = self.nodes
         n = out_index + 1
@@ -188,7 +242,7 @@ class Tape:
                 r_adjoints[k] = None  # consumed here: node k's R-adjoint is complete and read only now
                 # the primitive's own second-order term needs the input tangents; linear primitives have none
                 has_tangent = False
-                if prim.vjp_tangent is not None:
+                if prim.second_order and g is not RELEASED:  # RELEASED here: no second-order term can arise
                     input_tangents = [None if p < 0 else tangents[p] for p in parents]
                     has_tangent = any(t is not None for t in input_tangents)
                     out_tangent = tangents[k]
@@ -198,23 +252,41 @@ class Tape:
                     continue
                 shape = inputs[i].shape  # a parent's value is always an ndarray (or numpy scalar)
                 if not reuse:
-                    ct = unbroadcast(prim.vjp(i, g, out, inputs, **params), shape)
+                    ct = prim.vjp(i, g, out, inputs, **params)
+                    if getattr(ct, "shape", None) != shape:
+                        ct = unbroadcast(ct, shape)
                     prev = adjoints[p]
                     adjoints[p] = ct if prev is None else prev + ct
                 if second:
                     # R{x̄_i} = vjp_i(R{ȳ}) + (∂vjp_i/∂inputs)·ẋ  — the second term is the primitive's own rule.
-                    rct = None if rg is None else prim.vjp(i, rg, out, inputs, **params)
-                    if has_tangent:
+                    if has_tangent and rg is not None and prim.r_vjp is not None:  # both terms in one expression
+                        rct = prim.r_vjp(i, g, rg, out, out_tangent, inputs, input_tangents, **params)
+                    else:
+                        rct = None if rg is None else prim.vjp(i, rg, out, inputs, **params)
+                    if has_tangent and (rg is None or prim.r_vjp is None):
                         extra = prim.vjp_tangent(i, g, out, out_tangent, inputs, input_tangents, **params)
                         if extra is not None:
                             rct = extra if rct is None else rct + extra
                     if rct is not None:
-                        rct = unbroadcast(rct, shape)
+                        if getattr(rct, "shape", None) != shape:
+                            rct = unbroadcast(rct, shape)
                         prev = r_adjoints[p]
                         r_adjoints[p] = rct if prev is None else prev + rct
-            if not reuse and prim.vjp_tangent is None and k != out_index:
+            if not reuse and k != out_index and (not keep_for_hvp or not _adjoint_read_later(prim, parents)):
                 adjoints[k] = RELEASED  # no second-order rule reads it; keep only the fact it was reached
         return (adjoints, r_adjoints) if second else adjoints
+
+
+def _adjoint_read_later(prim, parents):
+    """Can an HVP sweep's second-order rule at this node read its adjoint ȳ? Only if the primitive has such a
+    rule and, where it says which tangents each term needs (``second_order_reads``), a traced input i has a
+    traced input j among them (affine with data X: no term at all)."""
+    if not prim.second_order:
+        return False
+    reads = prim.second_order_reads
+    if reads is None:
+        return True
+    return any(p >= 0 and any(parents[j] >= 0 for j in reads.get(i, ())) for i, p in enumerate(parents))
 
 
 def unbroadcast(x, shape):

@@ -14,6 +14,26 @@ An entry is a class turned into a :class:`Primitive` by ``@primitive``. It holds
     tangents (``None`` = zero), holding g fixed. With it the engine forms Pearlmutter's
     R{x̄ᵢ} = vjp_i(R{ȳ}) + vjp_tangent_i. ``None`` as the whole rule means the vjp does not depend on the
     primal inputs (the primitive is linear), so that term vanishes.
+``r_vjp(i, g, rg, out, out_tangent, inputs, input_tangents, **params)`` (optional)
+    the whole R{x̄ᵢ} = vjp_i(R{ȳ}) + vjp_tangent_i in one expression, for a primitive that can form it more
+    cheaply than the two terms apart (affine: Ẋᵀ Ȳ added into Xᵀ R{Ȳ} in place — one parameter-sized array
+    fewer). The engine calls it when both R{ȳ} and a tangent are present; it must equal
+    the two-term sum to rounding (the tests compare them).
+``piecewise_linear = True`` (optional)
+    the primitive is not linear, but its vjp_tangent is zero wherever it is defined (relu): the engine then
+    neither calls it nor keeps the adjoint and tangents a second-order rule would read.
+``reads_out_tangent = False`` (optional)
+    the vjp_tangent rule never reads ``out_tangent`` (ẏ), so a forward-tangent sweep need not keep it for the
+    second-order reverse sweep (matmul, affine, mul, square).
+``second_order_reads = {i: (j, …)}`` (optional)
+    vjp_tangent for input i is zero unless input j (one of those listed) is traced: affine's W̄ term needs Ẋ, its
+    X̄ term needs Ẇ. A node whose traced inputs can get no second-order term (the first layer, whose X is
+    data) keeps no adjoint for the HVP sweeps.
+``saves`` (optional)
+    which primal values the rules read: input indices and/or ``"out"`` (e.g. ``(0, 1)`` for x·y, ``("out",)``
+    for relu, ``()`` for a linear map). A traced step that will only be swept (the MAML inner steps) replaces
+    every other value by its shape and dtype (``Tape.release_unread_values``), so the tape keeps only what a
+    later sweep needs. Left out, every input and the output are kept.
 
 Notation in the docstrings: y is the output, ȳ = g its cotangent, ẋ a tangent, R{·} the tangent of a
 backward quantity. ``PRIMITIVES`` is the registry; the test suite checks every entry in it.
@@ -47,8 +67,11 @@ class Primitive:
     its rules receive the index i of the input they are asked about, as for any other primitive.
     """
 
-    def __init__(self, name, forward, vjp, jvp, vjp_tangent, check=None, doc=""):
+    def __init__(self, name, forward, vjp, jvp, vjp_tangent, check=None, doc="", r_vjp=None, saves=None,
+                 piecewise_linear=False, reads_out_tangent=True, second_order_reads=None):
         self.name, self.forward, self.vjp, self.jvp, self.vjp_tangent = name, forward, vjp, jvp, vjp_tangent
+        self.r_vjp, self.saves, self.piecewise_linear = r_vjp, saves, piecewise_linear
+        self.reads_out_tangent, self.second_order_reads = reads_out_tangent, second_order_reads
         self.check = check
         self.__doc__ = doc
         sig = inspect.signature(forward).parameters.values()
@@ -57,6 +80,14 @@ class Primitive:
         self.variadic = any(p.kind is p.VAR_POSITIONAL for p in sig)
         self.param_names = tuple(p.name for p in sig if p.kind is p.KEYWORD_ONLY)
         self.defaults = {p.name: p.default for p in sig if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name in ("vjp_tangent", "piecewise_linear"):
+            # what the sweeps ask, kept as a plain attribute (read per node per sweep): can a second-order term
+            # arise here (a vjp_tangent that is not identically zero)? Recomputed if either rule is replaced.
+            object.__setattr__(self, "second_order", getattr(self, "vjp_tangent", None) is not None
+                               and not getattr(self, "piecewise_linear", False))
 
     def __repr__(self):
         inputs = ("arrays",) if self.variadic else self.input_names
@@ -128,7 +159,9 @@ def primitive(cls=None, *, register=True):
         if required not in body:
             raise TypeError(f"primitive {cls.__name__} lacks its {required} rule")
     prim = Primitive(cls.__name__, body["forward"], body["vjp"], body["jvp"], body["vjp_tangent"],
-                     body.get("check"), cls.__doc__ or "")
+                     body.get("check"), cls.__doc__ or "", body.get("r_vjp"), body.get("saves"),
+                     body.get("piecewise_linear", False), body.get("reads_out_tangent", True),
+                     body.get("second_order_reads"))
     if register:
         if prim.name in PRIMITIVES:
             raise ValueError(f"a primitive named {prim.name!r} is already registered")
@@ -147,6 +180,7 @@ def _sum_none(a, b):
 class add:
     """y = a + b (broadcasting). Linear: ȳ flows unchanged to both; ẏ = ȧ + ḃ; no second-order term."""
 
+    saves = ()
     def forward(a, b): return a + b
     def vjp(i, g, out, inputs): return g
     def jvp(i, t, out, inputs): return t
@@ -157,6 +191,7 @@ class add:
 class sub:
     """y = a − b. Linear: ā = ȳ, b̄ = −ȳ; ẏ = ȧ − ḃ; no second-order term."""
 
+    saves = ()
     def forward(a, b): return a - b
     def vjp(i, g, out, inputs): return g if i == 0 else -g
     def jvp(i, t, out, inputs): return t if i == 0 else -t
@@ -167,6 +202,7 @@ class sub:
 class neg:
     """y = −x. Linear: x̄ = −ȳ; ẏ = −ẋ."""
 
+    saves = ()
     def forward(x): return -x
     def vjp(i, g, out, inputs): return -g
     def jvp(i, t, out, inputs): return -t
@@ -182,6 +218,8 @@ class mul:
     2nd:  R{ā} − vjp(R{ȳ}) = ȳ ⊙ ḃ,  R{b̄} − vjp(R{ȳ}) = ȳ ⊙ ȧ   (ā = ȳ ⊙ b is linear in b)
     """
 
+    saves = (0, 1)
+    reads_out_tangent = False
     def forward(a, b): return a * b
     def vjp(i, g, out, inputs): return g * inputs[1 - i]
     def jvp(i, t, out, inputs): return t * inputs[1 - i]
@@ -267,6 +305,8 @@ class square:
     vjp: x̄ = 2 ȳ x;  jvp: ẏ = 2 x ẋ;  2nd: d(2 ȳ x) = 2 ȳ ẋ
     """
 
+    saves = (0,)
+    reads_out_tangent = False
     def forward(x): return x * x
     def vjp(i, g, out, inputs): return 2.0 * g * inputs[0]
     def jvp(i, t, out, inputs): return 2.0 * inputs[0] * t
@@ -279,7 +319,11 @@ def _swap_last(x):
 
 def _mm(a, b):
     """a @ b; when the contracted axis has length 1 it is an outer product, and broadcasting ``*`` gives
-    the identical numbers several times faster than batched matmul (the 1-40-40-1 net's first and last layers)."""
+    the identical numbers several times faster than batched matmul (the 1-40-40-1 net's first and last layers).
+
+    Faster orderings of the same sums (one 2-D GEMM when every task shares the matrix; the bias cotangent as a
+    BLAS product 1ᵀȲ) were measured and left out on purpose: they change results by rounding, so a 70,000-
+    iteration training run would no longer reproduce the numbers printed in the README bit for bit."""
     if a.shape[-1] == 1:
         return a * b
     return a @ b
@@ -306,6 +350,8 @@ class matmul:
                 f"({np.shape(a)[-1]}) must equal b.shape[-2] ({np.shape(b)[-2]})"
             )
 
+    reads_out_tangent = False
+    second_order_reads = {0: (1,), 1: (0,)}
     def forward(a, b): return _mm(a, b)
 
     def vjp(i, g, out, inputs):
@@ -341,6 +387,9 @@ class affine:
             raise ValueError(f"affine: x {np.shape(x)} @ w {np.shape(w)} + b {np.shape(b)} do not fit: need "
                              f"x.shape[-1] == w.shape[-2] and b.shape[-1] == w.shape[-1]")
 
+    saves = (0, 1)  # x and w; b and the output are never read (b's cotangent is Σ_rows Ȳ)
+    reads_out_tangent = False
+    second_order_reads = {0: (1,), 1: (0,), 2: ()}
     def forward(x, w, b): return _mm(x, w) + b[..., None, :]
 
     def vjp(i, g, out, inputs):
@@ -366,6 +415,17 @@ class affine:
         if i == 1:
             return None if tx is None else _mm(_swap_last(tx), g)
         return None
+
+    def r_vjp(i, g, rg, out, out_tangent, inputs, input_tangents):
+        # R{W̄} = Xᵀ R{Ȳ} + Ẋᵀ Ȳ without a third weight-sized array (per-task W̄ is the largest array of an HVP):
+        # Ẋᵀ Ȳ is added in place into Xᵀ R{Ȳ}, this rule's own new array — the same two-term sum, bit for bit
+        rct = affine.vjp(i, rg, out, inputs)
+        extra = affine.vjp_tangent(i, g, out, out_tangent, inputs, input_tangents)
+        if extra is None:
+            return rct
+        if i == 1 and rct.shape == extra.shape and rct.dtype == np.result_type(rct, extra):
+            return np.add(rct, extra, out=rct)
+        return rct + extra
 
 
 # ---------------------------------------------------------------------------------------- reductions / shape
@@ -398,6 +458,7 @@ class sum:
     def check(x, *, axis=None, keepdims=False):
         _normalize_axis(axis, np.ndim(x))
 
+    saves = ()  # the vjp reads only the input's shape
     def forward(x, *, axis=None, keepdims=False): return np.sum(x, axis=axis, keepdims=keepdims)
     def vjp(i, g, out, inputs, axis, keepdims): return _expand_back(g, np.shape(inputs[0]), axis, keepdims)
     def jvp(i, t, out, inputs, axis, keepdims): return np.sum(t, axis=axis, keepdims=keepdims)
@@ -418,6 +479,7 @@ class mean:
     def check(x, *, axis=None, keepdims=False):
         _normalize_axis(axis, np.ndim(x))
 
+    saves = ()  # the vjp reads only the input's shape
     def forward(x, *, axis=None, keepdims=False): return np.mean(x, axis=axis, keepdims=keepdims)
 
     def vjp(i, g, out, inputs, axis, keepdims):
@@ -627,13 +689,16 @@ class tanh:
 class relu:
     """y = max(x, 0).  vjp: x̄ = ȳ [x > 0];  jvp: ẏ = [x > 0] ẋ;  2nd: d[x > 0]/dx = 0 away from the kink.
 
-    At x = 0 the derivative is taken as 0 (the convention of PyTorch and JAX).
+    At x = 0 the derivative is taken as 0 (the convention of PyTorch and JAX). The mask is read from the
+    output, [y > 0] = [x > 0], so a recorded step keeps y (the next layer's input anyway) and not x.
     """
 
+    saves = ("out",)
     def forward(x): return np.maximum(x, 0)
-    def vjp(i, g, out, inputs): return g * (inputs[0] > 0)
-    def jvp(i, t, out, inputs): return t * (inputs[0] > 0)
+    def vjp(i, g, out, inputs): return g * (out > 0)
+    def jvp(i, t, out, inputs): return t * (out > 0)
     def vjp_tangent(i, g, out, out_tangent, inputs, input_tangents): return None
+    piecewise_linear = True
 
 
 @primitive
