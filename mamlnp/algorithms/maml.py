@@ -28,7 +28,7 @@ from ..models.nn import ACTIVATIONS, mlp
 
 __all__ = [
     "meta_gradient", "maml_gradient", "fomaml_gradient", "adapt", "adaptation_losses", "task_loss_fn",
-    "validate_meta_batch", "prepare",
+    "validate_meta_batch", "prepare", "step_counts", "losses_after_steps",
 ]
 
 
@@ -298,17 +298,29 @@ def adaptation_losses(params, support, query, *, inner_lr, steps, loss="mse", ac
     """
     flat_loss, leaves, _, task_count = prepare(params, support, query, loss=loss, activation=activation,
                                                task_loss=task_loss)
+    steps = step_counts(steps)
+    _check_inner(inner_lr, steps[-1])
+    return losses_after_steps(flat_loss, _stack(leaves, task_count), query, steps,
+                              lambda theta, n: _inner_loop(flat_loss, theta, support, inner_lr, n)[0])
+
+
+def step_counts(steps):
+    """The sorted distinct inner-step counts in ``steps``; TypeError/ValueError unless non-negative integers."""
     for s in steps:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
             raise TypeError(f"steps must hold integers (inner step counts), got {s!r} of type {type(s).__name__}")
     steps = sorted(set(int(s) for s in steps))
     if not steps or steps[0] < 0:
         raise ValueError(f"steps must be non-negative integers, got {steps}")
-    _check_inner(inner_lr, steps[-1])
-    theta = _stack(leaves, task_count)
+    return steps
+
+
+def losses_after_steps(flat_loss, theta, query, steps, advance):
+    """``{s: per-task query loss after s inner steps}`` for sorted ``steps``: one inner loop serves every count,
+    ``advance(theta, n)`` running n more steps (plain SGD here, learned step sizes in Meta-SGD)."""
     out, done = {}, 0
     for s in steps:
-        theta, _ = _inner_loop(flat_loss, theta, support, inner_lr, s - done)
+        theta = advance(theta, s - done)
         done = s
         out[s] = np.asarray(flat_loss(theta, query[0], query[1]))
     return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.pytree import tree_flatten
-from .maml import _check_inner, _Step, _stack, prepare
+from .maml import _check_inner, _Step, _stack, losses_after_steps, prepare, step_counts
 
 __all__ = ["metasgd_gradient", "metasgd_adapt_losses", "per_parameter_inner_loop", "metasgd_initial_state",
            "metasgd_joint_gradient"]
@@ -90,19 +90,8 @@ def metasgd_adapt_losses(params, inner_lrs, support, query, *, steps, loss="mse"
     flat_loss, leaves, _, task_count = prepare(params, support, query, loss=loss, activation=activation,
                                                task_loss=task_loss)
     lrs = _lr_leaves(inner_lrs, leaves)
-    for s in steps:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-            raise TypeError(f"steps must hold integers (inner step counts), got {s!r} of type {type(s).__name__}")
-    steps = sorted(set(int(s) for s in steps))
-    if not steps or steps[0] < 0:
-        raise ValueError(f"steps must be non-negative integers, got {steps}")
-    theta = _stack(leaves, task_count)
-    out, done = {}, 0
-    for s in steps:
-        theta, _ = per_parameter_inner_loop(flat_loss, theta, support, lrs, s - done)
-        done = s
-        out[s] = np.asarray(flat_loss(theta, query[0], query[1]))
-    return out
+    return losses_after_steps(flat_loss, _stack(leaves, task_count), query, step_counts(steps),
+                              lambda theta, n: per_parameter_inner_loop(flat_loss, theta, support, lrs, n)[0])
 
 
 def metasgd_initial_state(params, inner_lr):
