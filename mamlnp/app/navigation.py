@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
-from .train import ConfigMismatch, TrainingDiverged
+from .train import ConfigMismatch, TrainingDiverged, checked_update
 from ..algorithms.maml_rl import ESTIMATORS, RL_ALGORITHMS, adapt_policy, meta_rl_gradient
 from ..models.optim import OPTIMIZERS
 from ..models.policy import init_policy, policy_fn
@@ -117,13 +117,6 @@ class NavConfig:
 
     def identity(self):
         return {k: v for k, v in self.to_dict().items() if k != "iters"}
-
-
-def _nonfinite(arrays):
-    for i, a in enumerate(arrays):
-        if not np.isfinite(a).all():
-            return i
-    return None
 
 
 def _metadata(config, iteration, rng, wall, optimizer, timings):
@@ -222,12 +215,8 @@ def train_navigation(config, out=None, *, resume=False, overwrite=False, checkpo
                 reason = None
                 if not np.isfinite(loss) or not np.isfinite(out_["loss"]):
                     reason = f"the training return or surrogate is not finite ({-loss}, {out_['loss']})"
-                elif (bad := _nonfinite(out_["grads"])) is not None:
-                    reason = f"the gradient of parameter array {bad} has NaN/inf entries"
                 else:
-                    new_params, new_state = optimizer.update(out_["grads"], opt_state, params)
-                    if (bad := _nonfinite(new_params)) is not None:
-                        reason = f"parameter array {bad} became NaN/inf after the update"
+                    new_params, new_state, reason = checked_update(out_["grads"], optimizer, opt_state, params)
             if reason is not None:
                 raise TrainingDiverged(it + 1, reason, *last_saved)
             history[it] = loss

@@ -52,7 +52,7 @@ from ..models.optim import OPTIMIZERS
 from ..tasks.omniglot import (KNOWN_SHA256, OmniglotError, OmniglotTasks, STRUCTURE, download, load_alphabets,
                               load_lake_runs, rotate_images, to_inputs)
 from .io import CheckpointError, has_checkpoint, read_checkpoint, save_checkpoint
-from .train import ConfigMismatch, TrainingDiverged
+from .train import ConfigMismatch, TrainingDiverged, checked_update
 
 __all__ = ["OmniglotConfig", "OMNIGLOT_ALGORITHMS", "SPLITS", "load_split", "train_omniglot", "evaluate_checkpoint",
            "evaluate_baselines", "test_settings", "summarize_accuracy", "format_report", "add_train_parser",
@@ -291,13 +291,6 @@ def _metadata(config, params, iteration, rng, wall, evals, optimizer):
             "mamlnp_version": __version__, "numpy_version": np.__version__}
 
 
-def _nonfinite(arrays):
-    for i, a in enumerate(arrays):
-        if not np.isfinite(a).all():
-            return i
-    return None
-
-
 def train_omniglot(config, data, out=None, *, resume=False, overwrite=False, checkpoint_every=500,
                    eval_every=1000, progress=None, verbose=False):
     """Train ``config`` on ``data.train``; return ``(params, loss_history, wall_time_s)``.
@@ -374,15 +367,10 @@ def train_omniglot(config, data, out=None, *, resume=False, overwrite=False, che
             snapshot = (it, rng.bit_generator.state)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, grads = step(params, rng)
-                reason = None
-                if not np.isfinite(loss):
-                    reason = f"the loss is {loss}"
-                elif (bad := _nonfinite(grads)) is not None:
-                    reason = f"the gradient of parameter array {bad} has NaN/inf entries (loss {loss:.4g})"
-                else:
-                    new_params, new_state = optimizer.update(grads, opt_state, params)
-                    if (bad := _nonfinite(new_params)) is not None:
-                        reason = f"parameter array {bad} became NaN/inf after the update (loss {loss:.4g})"
+                reason = None if np.isfinite(loss) else f"the loss is {loss}"
+                if reason is None:
+                    new_params, new_state, reason = checked_update(grads, optimizer, opt_state, params,
+                                                                   f" (loss {loss:.4g})")
             if reason is not None:
                 raise TrainingDiverged(it + 1, reason, *last_saved)
             history[it] = loss

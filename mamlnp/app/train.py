@@ -54,7 +54,7 @@ from ..models.optim import OPTIMIZERS
 from ..tasks import SinusoidTasks
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigMismatch", "ALGORITHM_DEFAULTS",
-           "TASKS", "train", "make_optimizer", "LAYOUT", "estimate_train_memory", "check_train_size",
+           "TASKS", "train", "make_optimizer", "checked_update", "LAYOUT", "estimate_train_memory", "check_train_size",
            "seconds_per_iteration", "split_state", "INITS"]
 
 TASKS = {"sinusoid": SinusoidTasks}
@@ -308,6 +308,20 @@ def _nonfinite(arrays):
     return None
 
 
+def checked_update(grads, optimizer, opt_state, params, note=""):
+    """One optimizer step, refused when a gradient or an updated parameter has NaN/inf entries.
+
+    Returns ``(new_params, new_state, None)``, or ``(None, None, reason)`` naming the first bad array (``note`` is
+    appended to the reason). Every training loop (sinusoid, Omniglot, navigation) checks its steps with this.
+    """
+    if (bad := _nonfinite(grads)) is not None:
+        return None, None, f"the gradient of parameter array {bad} has NaN/inf entries{note}"
+    new_params, new_state = optimizer.update(grads, opt_state, params)
+    if (bad := _nonfinite(new_params)) is not None:
+        return None, None, f"parameter array {bad} became NaN/inf after the update{note}"
+    return new_params, new_state, None
+
+
 def _metadata(config, iteration, rng, wall_time_s, evals, optimizer):
     from .. import __version__
     opt_info = {"name": config.optimizer, **{k: float(v) for k, v in asdict(optimizer).items()}}
@@ -476,15 +490,10 @@ def _train(config, ckpt_file, *, resume, checkpoint_every, eval_every, eval_task
                 loss, grads = gradient_fn(params, support, query, inner_lr=config.inner_lr,
                                           inner_steps=config.inner_steps, loss="mse", activation=config.activation,
                                           **_gradient_options(config))
-                reason = None
-                if not np.isfinite(loss):
-                    reason = f"the meta-loss is {loss}"
-                elif (bad := _nonfinite(grads)) is not None:
-                    reason = f"the gradient of parameter array {bad} has NaN/inf entries (meta-loss {loss:.4g})"
-                else:
-                    new_params, new_state = optimizer.update(grads, opt_state, params)
-                    if (bad := _nonfinite(new_params)) is not None:
-                        reason = f"parameter array {bad} became NaN/inf after the update (meta-loss {loss:.4g})"
+                reason = None if np.isfinite(loss) else f"the meta-loss is {loss}"
+                if reason is None:
+                    new_params, new_state, reason = checked_update(grads, optimizer, opt_state, params,
+                                                                   f" (meta-loss {loss:.4g})")
             if reason is not None:
                 raise TrainingDiverged(it + 1, reason, *last_saved)
             history[it] = loss
