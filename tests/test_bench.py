@@ -47,7 +47,15 @@ def test_bench_meta_prints_peak_memory(capsys):
     out = capsys.readouterr().out
     assert "peak MiB" in out
     row = next(line for line in out.splitlines() if line.startswith("MAML"))
-    assert float(row.split()[-1]) > 0.1  # a real tracemalloc figure, not a placeholder
+    assert float(row.split()[5]) > 0.1  # a real tracemalloc figure, not a placeholder
+
+
+def test_kernel_floor_times_mamlnp_and_the_hand_written_step():
+    result = bench._kernel_floor(0, steps=1, repeats=1)
+    assert set(result) == {"mamlnp S=1", "mamlnp S=5", "hand-written S=1"}
+    for call, floor, count in result.values():
+        assert call > 0 and 0 < floor and count > 100
+    assert result["mamlnp S=5"][2] > 3 * result["mamlnp S=1"][2] > 0  # S = 5 records about five steps' calls
 
 
 def test_bench_scaling_quick_prints_exponents(capsys):

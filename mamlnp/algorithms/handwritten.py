@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["maml_relu_mlp_one_step"]
+__all__ = ["maml_relu_mlp_one_step", "meta_loss_and_grads"]
 
 
 def _forward(params, x):
@@ -50,6 +50,13 @@ def _backward(params, hs, masks, d_out):
 
 def maml_relu_mlp_one_step(params, support, query, inner_lr):
     """(meta_loss, meta_grads) of one-step MAML, exactly as ``maml_gradient(..., inner_steps=1, order=2)``."""
+    meta_loss, meta_grads = meta_loss_and_grads(params, support, query, inner_lr)
+    return float(meta_loss), meta_grads
+
+
+def meta_loss_and_grads(params, support, query, inner_lr):
+    """The same, with the meta-loss as a NumPy scalar (so that ``mamlnp.engine.replay`` can record the step and
+    the benchmark can time its NumPy calls one by one)."""
     xs, ys = support
     xq, yq = query
     task_count, k_support, _ = xs.shape
@@ -62,7 +69,7 @@ def maml_relu_mlp_one_step(params, support, query, inner_lr):
     # outer loss at θ' on the query set, averaged over tasks
     hq, mq, outq = _forward(adapted, xq)
     resid = outq - yq
-    meta_loss = float(np.mean(resid * resid))
+    meta_loss = np.mean(resid * resid)
     dq = 2.0 * resid / (resid.shape[1] * resid.shape[2] * task_count)
     g_query, _ = _backward(adapted, hq, mq, dq)                      # v = ∇L_query(θ') / T per task
     v = g_query

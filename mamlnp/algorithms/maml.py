@@ -17,10 +17,13 @@ broadcast to (T, …), and because Σ_i L_i(θ_i) separates over tasks, its grad
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..engine import ops
 from ..engine.core import Tape, value_of
+from ..engine.replay import GuardFailed, NotReplayable, Program, record
 from ..engine.pytree import tree_flatten, tree_unflatten
 from ..engine.transforms import as_float_leaves
 from ..models.losses import LOSSES
@@ -28,7 +31,8 @@ from ..models.nn import ACTIVATIONS, mlp
 
 __all__ = [
     "meta_gradient", "maml_gradient", "fomaml_gradient", "adapt", "adaptation_losses", "task_loss_fn",
-    "validate_meta_batch", "prepare", "step_counts", "losses_after_steps",
+    "validate_meta_batch", "prepare", "step_counts", "losses_after_steps", "eager_only",
+    "recorded_program",
 ]
 
 
@@ -157,7 +161,7 @@ def _inner_loop(task_loss, theta, support, inner_lr, inner_steps, keep=False):
     for _ in range(inner_steps):
         step = _Step(task_loss, theta, xs, ys, release=keep)
         g = step.grad(keep_for_hvp=keep)
-        theta = [p - inner_lr * gi for p, gi in zip(theta, g)]
+        theta = _minus_scaled(theta, inner_lr, g)  # θ − α g, written into g where g is the step's own array
         if keep:
             steps.append(step)
     return theta, steps
@@ -217,7 +221,7 @@ def _meta_gradient(flat_loss, leaves, support, query, task_count, inner_lr, inne
                                keep=(order == 2))
     outer = _Step(flat_loss, theta, query[0], query[1], scale=1.0 / task_count, release=bool(steps))
     g = outer.grad(keep_for_hvp=False)
-    value = outer.value
+    value = outer.out.value  # an array, not float(): a recorded replay (below) must see every value it returns
     del outer, theta  # keep only what the backward product needs: the inner steps' traces and g
     while steps:  # order 2 only: apply (I − α H) factors from the right, dropping each trace once used
         hg = steps.pop().hvp(g)
@@ -234,7 +238,7 @@ def _minus_scaled(g, inner_lr, h):
     g_ids = {id(gk) for gk in g} | {id(getattr(gk, "base", None)) for gk in g}
     h_ids = [id(hk) for hk in h] + [id(getattr(hk, "base", None)) for hk in h]
     for gj, hj in zip(g, h):
-        own = (type(hj) is np.ndarray and hj.base is None and id(hj) not in g_ids and h_ids.count(id(hj)) == 1
+        own = (isinstance(hj, np.ndarray) and hj.base is None and id(hj) not in g_ids and h_ids.count(id(hj)) == 1
                and hj.flags.writeable and hj.shape == np.shape(gj) and hj.dtype == np.result_type(gj, hj))
         if own:
             np.multiply(hj, inner_lr, out=hj)
@@ -258,12 +262,120 @@ def maml_gradient(params, support, query, *, inner_lr, inner_steps, order=2, los
 
     The model is the MLP ``params = [W1, b1, …]`` with ``loss`` and ``activation``, or, when ``task_loss`` is
     given, any ``task_loss(params, x, y) -> (T,)`` over any pytree ``params`` (see :func:`prepare`).
+
+    Speed: for the MLP, repeated calls with the same configuration replay a recording of the first ones (below);
+    the results are the eager engine's bit for bit. ``with eager_only(): …`` runs the engine on every call.
     """
     _check_inner(inner_lr, inner_steps, order)
     flat_loss, leaves, rebuild, task_count = prepare(params, support, query, loss=loss, activation=activation,
                                                      task_loss=task_loss)
+    config = (loss, activation, task_count, float(inner_lr), inner_steps, order)
+    replayed = None if task_loss is not None else _replayed(config, flat_loss, leaves, support, query)
+    if replayed is not None:
+        return replayed[0], rebuild(replayed[1])
     value, grads = _meta_gradient(flat_loss, leaves, support, query, task_count, float(inner_lr), inner_steps, order)
-    return value, rebuild(grads)
+    return float(value), rebuild(grads)
+
+
+# ---------------------------------------------------------------------------------------- the replayed fast path
+# The eager code above is the definition. For the built-in MLP, the second call with the same configuration
+# (loss, activation, T, α, S, order, every array's shape and dtype) records its NumPy calls once
+# (mamlnp.engine.replay) and later calls replay them as straight-line code: the same calls on the new arrays, so
+# the same numbers bit for bit, without re-building and re-walking the tape in Python. A custom task_loss always
+# runs eagerly (its Python could branch on values in ways a recording cannot see).
+_PROGRAMS = {}          # configuration -> Program; _PENDING: seen once; None: runs eagerly (see _record_program)
+_PENDING = object()
+_MAX_PROGRAMS = 32
+_REPLAY = {"enabled": True}
+
+
+class eager_only:
+    """``with eager_only(): …`` — MAML runs the eager engine on every call (no recorded replay), e.g. to compare
+    the two. (``eager_only(False)`` turns the replay on inside, whatever holds outside.)"""
+
+    def __init__(self, eager=True):
+        self._eager = eager
+
+    def __enter__(self):
+        self._was = _REPLAY["enabled"]
+        _REPLAY["enabled"] = not self._eager
+        return self
+
+    def __exit__(self, *exc):
+        _REPLAY["enabled"] = self._was
+        return False
+
+
+def _replayed(config, flat_loss, leaves, support, query):
+    """(meta_loss, grads) from the recorded program of this configuration, or None: run the eager code."""
+    arrays = [*leaves, *support, *query]
+    if not _REPLAY["enabled"] or not all(type(a) is np.ndarray for a in arrays):
+        return None
+    key = config + tuple((a.shape, a.dtype.str) for a in arrays)
+    program = _PROGRAMS.get(key)
+    if program is None:
+        if key not in _PROGRAMS:  # first sight: run eagerly, record if it comes again
+            if len(_PROGRAMS) >= _MAX_PROGRAMS:
+                del _PROGRAMS[next(iter(_PROGRAMS))]
+            _PROGRAMS[key] = _PENDING
+        return None
+    if program is _PENDING:
+        program = _PROGRAMS[key] = _record_program(config, flat_loss, arrays)
+        if program is None:
+            return None
+    try:
+        value, *grads = program(*arrays)
+    except GuardFailed:  # a value-dependent check went otherwise (bad labels, say): the eager code says why
+        return None
+    return float(value), grads
+
+
+def recorded_program(params, support, query, *, inner_lr, inner_steps, order=2, loss="mse", activation="relu"):
+    """The recorded :class:`mamlnp.engine.replay.Program` behind :func:`maml_gradient` for this configuration
+    (recorded now if need be), to read (``.source``: the NumPy calls one meta-gradient makes) or to time
+    (``.kernel_seconds``); its inputs are ``[*params, *support, *query]``. None if it cannot be replayed."""
+    _check_inner(inner_lr, inner_steps, order)
+    flat_loss, leaves, _, task_count = prepare(params, support, query, loss=loss, activation=activation)
+    arrays = [*leaves, *support, *query]
+    key = (loss, activation, task_count, float(inner_lr), inner_steps, order) + tuple((np.shape(a), np.asarray(a).dtype.str)
+                                                                                 for a in arrays)
+    with eager_only(False):
+        for _ in range(2):  # the first call of a configuration runs eagerly, the second records it
+            if isinstance(_PROGRAMS.get(key), Program):
+                break
+            maml_gradient(params, support, query, inner_lr=inner_lr, inner_steps=inner_steps, order=order, loss=loss,
+                          activation=activation)
+    program = _PROGRAMS.get(key)
+    return program if isinstance(program, Program) else None
+
+
+def _record_program(config, flat_loss, arrays):
+    """Record the meta-gradient's NumPy calls; check the replay against the eager code on these arrays and on a
+    second, different input (an array that escaped the recording would show there as a stale value). A
+    configuration that cannot be recorded or fails the check runs eagerly from now on, with a warning."""
+    _, _, task_count, inner_lr, inner_steps, order = config
+    n = len(arrays) - 4
+
+    def core(*a):
+        value, grads = _meta_gradient(flat_loss, list(a[:n]), a[n:n + 2], a[n + 2:], task_count, inner_lr,
+                                      inner_steps, order)
+        return (value, *grads)
+
+    probe = [0.75 * p + 0.01 for p in arrays[:n]] + [np.roll(a, 1, axis=0)[:, ::-1] * (1.01 if a.dtype.kind == "f" else 1)
+                                                   for a in arrays[n:]]
+    probe = [np.ascontiguousarray(p, dtype=a.dtype) for p, a in zip(probe, arrays)]
+    try:
+        program = record(core, arrays)
+        for inputs in (arrays, probe):
+            with np.errstate(all="ignore"):
+                expected, got = core(*inputs), program(*inputs)
+            if not all(np.asarray(e).dtype == np.asarray(g).dtype and np.asarray(e).tobytes() == np.asarray(g).tobytes()
+                       for e, g in zip(expected, got)):
+                raise NotReplayable("the replay differs from the eager engine on a check input")
+    except (NotReplayable, GuardFailed) as err:
+        warnings.warn(f"MAML configuration {config}: no replay ({err}); the eager engine runs every call", RuntimeWarning)
+        return None
+    return program
 
 
 def meta_gradient(task_loss, params, support, query, *, inner_lr, inner_steps, order=2):

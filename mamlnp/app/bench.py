@@ -5,7 +5,11 @@
                 (1-40-40-1 ReLU, 25 tasks, K = 10 support + 10 query, α = 0.01) for orders 2/1, S = 1/5,
                 float64/float32, and the peak memory of one step; with ``--torch``, the same step in PyTorch
                 ``torch.func`` (vmap + grad of grad) at S = 1/5 timed in the same run, if torch is installed (it is
-                never a dependency of mamlnp); ``--jax`` likewise (pinned to one thread, see below).
+                never a dependency of mamlnp); ``--jax`` likewise (pinned to one thread, see below). Rows
+                "MAML eager" time the same step with the eager engine on every call (``eager_only``), i.e.
+                without the recorded replay (``mamlnp.engine.replay``) that MAML otherwise uses; the last
+                lines compare one meta-gradient call with the sum of its NumPy calls, each timed alone
+                (``Program.kernel_seconds``), for mamlnp at S = 1 and 5 and for the hand-written step.
 ``bench scaling``  time and peak memory of the MAML meta-gradient as S, the hidden width and the meta-batch
                 grow (one varied at a time from S = 1, width 40, 25 tasks), with the exponent b of a fitted
                 power law cost ∝ xᵇ; ``--torch`` adds torch.func on the same grid, interleaved.
@@ -34,6 +38,7 @@ step (sampling). JAX's buffers are visible to neither; its column says n/a.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -45,6 +50,7 @@ import numpy as np
 from ..engine.transforms import grad as grad_transform, hvp as hvp_transform, trace
 from ..models.losses import task_mse
 from ..algorithms import maml_gradient, ALGORITHMS
+from ..algorithms.maml import eager_only, recorded_program
 from ..models.nn import init_mlp, mlp
 from ..models.optim import Adam
 from .perf import allocator_settings, keep_freed_memory
@@ -114,7 +120,8 @@ def bench_hvp(args):
 
 
 # ---------------------------------------------------------------------------------------- bench meta
-def _numpy_meta_step(order, inner_steps, dtype, seed, width=40, meta_batch=25):
+def _numpy_meta_step(order, inner_steps, dtype, seed, width=40, meta_batch=25, replay=True):
+    """One training step of mamlnp's MAML; ``replay=False``: the eager engine on every call (``eager_only``)."""
     rng = np.random.default_rng(seed)
     params = init_mlp([1, width, width, 1], rng, dtype=dtype)
     opt = Adam(1e-3)
@@ -123,9 +130,42 @@ def _numpy_meta_step(order, inner_steps, dtype, seed, width=40, meta_batch=25):
 
     def step():
         support, query, _ = tasks.sample(rng, meta_batch, 10, 10, dtype=dtype)
-        _, grads = maml_gradient(state["params"], support, query, inner_lr=0.01, inner_steps=inner_steps, order=order)
+        with contextlib.nullcontext() if replay else eager_only():
+            _, grads = maml_gradient(state["params"], support, query, inner_lr=0.01, inner_steps=inner_steps,
+                                     order=order)
         state["params"], state["opt"] = opt.update(grads, state["opt"], state["params"])
     return step
+
+
+def _kernel_floor(seed, steps, repeats):
+    """Time of a meta-gradient call against the sum of its NumPy calls timed alone (``Program.kernel_seconds``:
+    warm caches, the floor for any eager NumPy code making those calls), on one fixed sinusoid batch, for mamlnp's
+    MAML at S = 1 and 5 and for the hand-written one-step MAML (recorded the same way). Returns
+    ``{name: (call seconds, floor seconds, number of NumPy calls)}``, medians over interleaved blocks."""
+    from ..algorithms.handwritten import meta_loss_and_grads
+    from ..engine.replay import record
+
+    rng = np.random.default_rng(seed)
+    params = init_mlp([1, 40, 40, 1], rng)
+    support, query, _ = SinusoidTasks().sample(rng, 25, 10, 10)
+    arrays = [*params, *support, *query]
+    calls, programs = {}, {}
+    for inner_steps in (1, 5):
+        name = f"mamlnp S={inner_steps}"
+        programs[name] = recorded_program(params, support, query, inner_lr=0.01, inner_steps=inner_steps)
+        calls[name] = lambda s=inner_steps: maml_gradient(params, support, query, inner_lr=0.01, inner_steps=s)
+    n = len(params)
+
+    def handwritten_core(*a):
+        loss, grads = meta_loss_and_grads(list(a[:n]), a[n:n + 2], a[n + 2:], 0.01)
+        return (loss, *grads)
+    programs["hand-written S=1"] = record(handwritten_core, arrays)
+    calls["hand-written S=1"] = lambda: meta_loss_and_grads(params, support, query, 0.01)
+    floors = {name: [] for name in calls}
+    fns = list(calls.values()) + [lambda name=name: floors[name].append(
+        float(np.sum(programs[name].kernel_seconds(*arrays, repeats=5)[1]))) for name in calls]
+    medians = interleaved_medians(fns, steps, repeats, warmup=2)
+    return {name: (medians[k], statistics.median(floors[name]), len(programs[name])) for k, name in enumerate(calls)}
 
 
 def _handwritten_meta_step(seed):
@@ -318,6 +358,9 @@ def bench_meta(args):
     labels = [("MAML" if o == 2 else "FOMAML", o, s, np.dtype(d).name) for o, s, d in configs]
     fns = [_numpy_meta_step(o, s, d, args.seed) for o, s, d in configs]
     if not args.quick:
+        for inner_steps in (1, 5):  # the same step with the eager engine on every call: before the replay
+            labels.append(("MAML eager", 2, inner_steps, "float64"))
+            fns.append(_numpy_meta_step(2, inner_steps, np.float64, args.seed, replay=False))
         labels.append(("hand-written", 2, 1, "float64"))
         fns.append(_handwritten_meta_step(args.seed))
     if args.jax:
@@ -344,6 +387,8 @@ def bench_meta(args):
     print(f"{'implementation':14s} {'order':>5s} {'S':>3s} {'dtype':>8s} {'ms/step':>9s} {'peak MiB':>9s}")
     for (name, order, steps, dtype), sec, peak in zip(labels, medians, peaks):
         note = {"torch.func": f"   (PyTorch {torch_version}: vmap + grad of grad, 1 thread)",
+                "MAML": "   (recorded once, replayed: mamlnp.engine.replay)" if dtype == "float64" and order == 2 else "",
+                "MAML eager": "   (the eager engine on every call: mamlnp.algorithms.maml.eager_only)",
                 "hand-written": "   (mamlnp.handwritten: the same maths by hand, no engine)",
                 "JAX jit": "   (whole step jit-compiled, x64, 1 thread)"}.get(name, "")
         print(f"{name:14s} {order:5d} {steps:3d} {dtype:>8s} {sec * 1e3:9.3f} {_mib(peak):>9s}{note}")
@@ -356,6 +401,16 @@ def bench_meta(args):
     if ("JAX jit", 1, "float64") in rows:
         print(f"mamlnp MAML (S=1, float64) takes {ours / rows[('JAX jit', 1, 'float64')][0]:.2f}x the time of the "
               "jit-compiled JAX step (both on one thread)")
+    for inner_steps in (1, 5):
+        if ("MAML eager", inner_steps, "float64") in rows:
+            eager, eager_peak = rows[("MAML eager", inner_steps, "float64")]
+            mine, mine_peak = rows[("MAML", inner_steps, "float64")]
+            print(f"S={inner_steps}: the replayed step takes {mine / eager:.2f}x the eager engine's time and "
+                  f"{mine_peak / eager_peak:.2f}x its peak memory (the same numbers, bit for bit)")
+    if not args.quick:
+        print("one meta-gradient call (fixed batch) against the sum of its NumPy calls, each timed alone (warm caches):")
+        for name, (call, floor, count) in _kernel_floor(args.seed, max(1, args.steps // 10), args.repeats).items():
+            print(f"  {name:17s} {call * 1e3:7.3f} ms; its {count:4d} NumPy calls {floor * 1e3:7.3f} ms: {call / floor:.2f}x")
     for inner_steps in (1, 5):
         if ("torch.func", inner_steps, "float64") in rows and ("MAML", inner_steps, "float64") in rows:
             (t_np, m_np), (t_t, m_t) = rows[("MAML", inner_steps, "float64")], rows[("torch.func", inner_steps, "float64")]

@@ -7,6 +7,9 @@
 ``transforms``   ``grad``, ``value_and_grad``, ``hvp``, ``hessian``, ``jvp``, ``vjp``, ``trace``
 ``checks``       ``check_grad``, ``check_hvp``: every rule against central finite differences
 ``pytree``       nested lists / tuples / dicts of arrays as parameters
+``replay``       record once, replay many: a function's NumPy calls as straight-line code (``record``,
+                 ``Program``); MAML's fast path, checked bit for bit against the eager sweeps. Not needed to
+                 read the engine: it knows nothing of tapes or primitives
 ===============  =========================================================================================
 
 May import: numpy only. Nothing else of mamlnp imports into here (``core`` does not even import ``ops``).

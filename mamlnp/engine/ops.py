@@ -533,7 +533,7 @@ class getitem:
 
     def vjp(i, g, out, inputs, key):
         x = inputs[0]
-        ct = np.zeros(np.shape(x), dtype=np.result_type(x, g))
+        ct = np.zeros_like(g, shape=np.shape(x), dtype=np.result_type(x, g))  # made from g: see engine.replay
         np.add.at(ct, key, g)
         return ct
 
@@ -559,7 +559,7 @@ class take_along_axis:
 
     def vjp(i, g, out, inputs, indices, axis):
         x = inputs[0]
-        ct = np.zeros(np.shape(x), dtype=np.result_type(x, g))
+        ct = np.zeros_like(g, shape=np.shape(x), dtype=np.result_type(x, g))  # made from g: see engine.replay
         # np.add.at accumulates where an index repeats or where x broadcast against indices;
         # np.put_along_axis would keep only one of the contributions.
         if axis is None:

@@ -33,7 +33,7 @@ def task_mse(pred, target):
 
 def _check_labels(logits, labels, name):
     ls = np.shape(getattr(logits, "value", logits))
-    labels = np.asarray(labels)
+    labels = np.asanyarray(labels)  # not asarray: that would hide the labels from a recording (engine.replay)
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"{name}: labels must be integer class indices, got dtype {labels.dtype}")
     if labels.shape != ls[:-1]:
