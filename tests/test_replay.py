@@ -163,12 +163,61 @@ def test_a_value_dependent_branch_becomes_a_guard():
         program(-np.ones(3))
 
 
-@pytest.mark.parametrize("leave", [float, lambda x: x.item(), lambda x: x.tolist()])
+@pytest.mark.parametrize("leave", [float, lambda x: x.item(), lambda x: x.tolist(), lambda x: float(f"{x}"),
+                                   lambda x: float(f"{x:.3f}"), lambda x: 2.0 if 3.0 in x.reshape(1) else 1.0])
 def test_a_value_leaving_numpy_is_not_replayable(leave):
     def fn(x):
         return (x * leave(x.sum()),)
-    with pytest.raises(NotReplayable, match="Python number"):
+    with pytest.raises(NotReplayable, match="Python value"):
         record(fn, [np.ones(3)])
+
+
+@pytest.mark.parametrize("write", [lambda y: y.sort(), lambda y: y.fill(1.0), lambda y: y.put([0], [9.0]),
+                                   lambda y: setattr(y, "shape", (3, 1)), lambda y: y.flat.__setitem__(0, 1.0)])
+def test_an_in_place_method_the_recorder_cannot_see_is_refused(write):
+    """Found by review: these used to replay stale values silently (np.sort(x) and friends are recorded)."""
+    def fn(x):
+        y = x * 1.0
+        write(y)
+        return (y,)
+    with pytest.raises(NotReplayable, match="in-place ndarray method"):
+        record(fn, [np.array([5.0, 9.0, 4.0])])
+
+
+def test_a_ufunc_returns_its_out_array_itself_as_in_the_eager_run():
+    """Found by review: the recording used to hand back a view there, so code deciding by ownership (MAML's
+    in-place (I − αH) update) chose a copy where the eager run wrote in place: more memory, same bits."""
+    seen = {}
+
+    def fn(a, b):
+        c = a * 1.0
+        d = np.add(c, b, out=c)
+        seen["same"], seen["owns"] = d is c, d.base is None
+        return (d,)
+    record(fn, [np.ones(3), np.ones(3)])
+    assert seen == {"same": True, "owns": True}
+    rng = np.random.default_rng(9)
+    params = init_mlp([3, 8, 8, 3], rng)
+    support, query = _batch(rng, "cross_entropy", np.float64)
+    program = maml.recorded_program(params, support, query, inner_lr=0.1, inner_steps=2, loss="cross_entropy")
+    assert "out=" in program.source and "subtract(v" in program.source
+    assert not [line for line in program.source.splitlines() if "multiply(0.1," in line]  # every α·h is in place
+
+
+def test_a_check_input_that_overflows_does_not_break_the_call():
+    """Found by review: the check input (0.75 θ + 0.01, data × 1.01) overflowed float16 data under the caller's
+    np.errstate(all="raise"), and every later call raised FloatingPointError."""
+    rng = np.random.default_rng(10)
+    params = init_mlp([3, 5, 2], rng, dtype=np.float32)
+    xs, xq = (rng.normal(size=(4, n, 3)).astype(np.float16) for n in (5, 6))
+    ys, yq = (np.full((4, n, 2), 65000, np.float16) for n in (5, 6))
+    kw = dict(inner_lr=1e-12, inner_steps=1)
+    with maml.eager_only():
+        expected = maml.maml_gradient(params, (xs, ys), (xq, yq), **kw)
+    with np.errstate(all="raise"):
+        for _ in range(4):
+            value, grads = maml.maml_gradient(params, (xs, ys), (xq, yq), **kw)
+            assert value == expected[0] and all(_same_bits(g, e) for g, e in zip(grads, expected[1]))
 
 
 def test_writing_traced_values_into_an_untraced_array_is_refused():

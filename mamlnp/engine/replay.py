@@ -113,10 +113,26 @@ class _Traced(np.ndarray):
         return value
 
     def _leaves_numpy(self, *args, **kwargs):
-        raise NotReplayable("a traced value was turned into a Python number (float(), int(), .item(), .tolist()); "
-                            "a replay could not reproduce what the code did with it — keep results as arrays")
+        raise NotReplayable("a traced value was turned into a Python value (float(), int(), .item(), .tolist(), "
+                            "format(), `in`); a replay could not reproduce what the code did with it — keep results "
+                            "as arrays")
 
-    __float__ = __int__ = __index__ = __complex__ = item = tolist = tobytes = _leaves_numpy
+    __float__ = __int__ = __index__ = __complex__ = __format__ = __contains__ = _leaves_numpy
+    item = tolist = tobytes = _leaves_numpy
+
+    def _unrecorded_write(self, *args, **kwargs):
+        raise NotReplayable("an in-place ndarray method (sort, fill, put, resize, …) or a .shape/.flat assignment "
+                            "changes a traced array where the recorder cannot see; use the NumPy function (np.sort, "
+                            "np.full_like, …) instead")
+
+    sort = fill = put = partition = resize = setfield = itemset = byteswap = setflags = _unrecorded_write
+    flat = property(_unrecorded_write)
+    shape = property(np.ndarray.shape.__get__, _unrecorded_write)
+
+    def __repr__(self):  # no values: printing them would be a decision a replay cannot see
+        return f"<traced array: value {self.slot}, shape {np.ndarray.shape.__get__(self)}, dtype {self.dtype}>"
+
+    __str__ = __repr__
 
 
 def _method(name):
@@ -208,6 +224,11 @@ def _record(func, args, kwargs):
     shortcut = _SHORTCUTS.get(func)
     if shortcut is not None and isinstance(args[0], np.ndarray) and not getattr(args[0], "scalar", False):
         func, sym_args, sym_kwargs = shortcut(sym_args, sym_kwargs, result)
+    real_out, traced_out = real_kwargs.get("out"), kwargs.get("out")
+    for real, traced in zip(*(o if isinstance(o, tuple) else (o,) for o in (real_out, traced_out))):
+        if result is real and isinstance(traced, _Traced):  # it returned its out= array: give back that very array,
+            _active.calls.append((func, sym_args, sym_kwargs, None))  # as the eager code gets it (same owner, same id)
+            return traced
     result = _wrap(result)
     _active.calls.append((func, sym_args, sym_kwargs, _slots(result)))
     return result
