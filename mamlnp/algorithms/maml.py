@@ -23,7 +23,7 @@ import numpy as np
 
 from ..engine import ops
 from ..engine.core import Tape, value_of
-from ..engine.replay import GuardFailed, NotReplayable, Program, record
+from ..engine.replay import GuardFailed, NotReplayable, record
 from ..engine.pytree import tree_flatten, tree_unflatten
 from ..engine.transforms import as_float_leaves
 from ..models.losses import LOSSES
@@ -270,7 +270,7 @@ def maml_gradient(params, support, query, *, inner_lr, inner_steps, order=2, los
     flat_loss, leaves, rebuild, task_count = prepare(params, support, query, loss=loss, activation=activation,
                                                      task_loss=task_loss)
     config = (loss, activation, task_count, float(inner_lr), inner_steps, order)
-    replayed = None if task_loss is not None else _replayed(config, flat_loss, leaves, support, query)
+    replayed = None if task_loss is not None else _replayed(config, flat_loss, [*leaves, *support, *query])
     if replayed is not None:
         return replayed[0], rebuild(replayed[1])
     value, grads = _meta_gradient(flat_loss, leaves, support, query, task_count, float(inner_lr), inner_steps, order)
@@ -284,7 +284,7 @@ def maml_gradient(params, support, query, *, inner_lr, inner_steps, order=2, los
 # the same numbers bit for bit, without re-building and re-walking the tape in Python. A custom task_loss always
 # runs eagerly (its Python could branch on values in ways a recording cannot see).
 _PROGRAMS = {}          # configuration -> Program; _PENDING: seen once; None: runs eagerly (see _record_program)
-_PENDING = object()
+_PENDING, _MISSING = object(), object()
 _MAX_PROGRAMS = 32
 _REPLAY = {"enabled": True}
 
@@ -306,23 +306,36 @@ class eager_only:
         return False
 
 
-def _replayed(config, flat_loss, leaves, support, query):
+def _program_key(config, arrays):
+    """The cache key of a call: its configuration and every array's shape and dtype (None: not all are ndarrays,
+    which only the eager code takes)."""
+    if not all(type(a) is np.ndarray for a in arrays):
+        return None
+    return config + tuple((a.shape, a.dtype.str) for a in arrays)
+
+
+def _program(config, flat_loss, arrays, record_now=False):
+    """The recorded program for this call, or None (run the eager code). A configuration's first call only marks
+    it as seen; its second records it (``record_now``: at once)."""
+    key = _program_key(config, arrays)
+    if key is None:
+        return None
+    entry = _PROGRAMS.get(key, _MISSING)
+    if entry is _MISSING and not record_now:
+        if len(_PROGRAMS) >= _MAX_PROGRAMS:
+            del _PROGRAMS[next(iter(_PROGRAMS))]
+        _PROGRAMS[key] = _PENDING
+        return None
+    if entry is _MISSING or entry is _PENDING:
+        entry = _PROGRAMS[key] = _record_program(config, flat_loss, arrays)
+    return entry
+
+
+def _replayed(config, flat_loss, arrays):
     """(meta_loss, grads) from the recorded program of this configuration, or None: run the eager code."""
-    arrays = [*leaves, *support, *query]
-    if not _REPLAY["enabled"] or not all(type(a) is np.ndarray for a in arrays):
-        return None
-    key = config + tuple((a.shape, a.dtype.str) for a in arrays)
-    program = _PROGRAMS.get(key)
+    program = _program(config, flat_loss, arrays) if _REPLAY["enabled"] else None
     if program is None:
-        if key not in _PROGRAMS:  # first sight: run eagerly, record if it comes again
-            if len(_PROGRAMS) >= _MAX_PROGRAMS:
-                del _PROGRAMS[next(iter(_PROGRAMS))]
-            _PROGRAMS[key] = _PENDING
         return None
-    if program is _PENDING:
-        program = _PROGRAMS[key] = _record_program(config, flat_loss, arrays)
-        if program is None:
-            return None
     try:
         value, *grads = program(*arrays)
     except GuardFailed:  # a value-dependent check went otherwise (bad labels, say): the eager code says why
@@ -336,17 +349,8 @@ def recorded_program(params, support, query, *, inner_lr, inner_steps, order=2, 
     (``.kernel_seconds``); its inputs are ``[*params, *support, *query]``. None if it cannot be replayed."""
     _check_inner(inner_lr, inner_steps, order)
     flat_loss, leaves, _, task_count = prepare(params, support, query, loss=loss, activation=activation)
-    arrays = [*leaves, *support, *query]
-    key = (loss, activation, task_count, float(inner_lr), inner_steps, order) + tuple((np.shape(a), np.asarray(a).dtype.str)
-                                                                                 for a in arrays)
-    with eager_only(False):
-        for _ in range(2):  # the first call of a configuration runs eagerly, the second records it
-            if isinstance(_PROGRAMS.get(key), Program):
-                break
-            maml_gradient(params, support, query, inner_lr=inner_lr, inner_steps=inner_steps, order=order, loss=loss,
-                          activation=activation)
-    program = _PROGRAMS.get(key)
-    return program if isinstance(program, Program) else None
+    config = (loss, activation, task_count, float(inner_lr), inner_steps, order)
+    return _program(config, flat_loss, [*leaves, *support, *query], record_now=True)
 
 
 def _shuffled(a):

@@ -38,7 +38,6 @@ step (sampling). JAX's buffers are visible to neither; its column says n/a.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import statistics
@@ -130,7 +129,7 @@ def _numpy_meta_step(order, inner_steps, dtype, seed, width=40, meta_batch=25, r
 
     def step():
         support, query, _ = tasks.sample(rng, meta_batch, 10, 10, dtype=dtype)
-        with contextlib.nullcontext() if replay else eager_only():
+        with eager_only(not replay):
             _, grads = maml_gradient(state["params"], support, query, inner_lr=0.01, inner_steps=inner_steps,
                                      order=order)
         state["params"], state["opt"] = opt.update(grads, state["opt"], state["params"])

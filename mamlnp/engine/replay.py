@@ -6,9 +6,9 @@ same things every time; only the numbers change. :func:`record` runs a function 
 *traced* (an ndarray subclass that notes every NumPy call made on it), and returns a :class:`Program`: the
 list of those calls, compiled into one Python function of straight-line code
 
-    v7 = f2(v3, v5)          # e.g. np.matmul
-    del v3                   # v3's last use: freed here, as early as possible
-    v8 = f4(v7, axis=-2)     # np.sum
+    v7 = matmul(v3, v5)
+    del v3                          # v3's last use: freed here, as early as possible
+    v8 = add_reduce(v7, axis=-2)    # np.sum, without its Python wrapper
 
 so a replay calls exactly the NumPy functions the eager run called, with the same arguments, in the same
 order: its results are the eager results **bit for bit** (the tests check this on fresh inputs). The eager
@@ -35,6 +35,8 @@ import time
 import weakref
 
 import numpy as np
+
+from .pytree import tree_flatten, tree_map, tree_unflatten
 
 __all__ = ["record", "Program", "NotReplayable", "GuardFailed"]
 
@@ -156,20 +158,23 @@ def _slot_of(x):
 
 
 def _split(obj):
-    """(the real object, its symbolic form): traced arrays become plain arrays and _Slot references."""
-    if isinstance(obj, _Traced):
-        return obj.view(np.ndarray), _Slot(_slot_of(obj))
-    if isinstance(obj, (tuple, list)):
-        pairs = [_split(o) for o in obj]
-        return type(obj)(p[0] for p in pairs), type(obj)(p[1] for p in pairs)
-    if isinstance(obj, dict):
-        pairs = {k: _split(v) for k, v in obj.items()}
-        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
-    return obj, obj
+    """(the real object, its symbolic form) of a call's arguments (nested lists, tuples, dicts): traced arrays
+    become plain arrays and _Slot references."""
+    leaves, treedef = tree_flatten(obj)
+    real = [x.view(np.ndarray) if isinstance(x, _Traced) else x for x in leaves]
+    symbolic = [_Slot(_slot_of(x)) if isinstance(x, _Traced) else x for x in leaves]
+    return tree_unflatten(treedef, real), tree_unflatten(treedef, symbolic)
+
+
+def _holds_arrays(value):
+    """Is ``value`` an array (or NumPy scalar), or a non-empty tuple or list of them?"""
+    if isinstance(value, (tuple, list)):
+        return bool(value) and all(isinstance(v, (np.ndarray, np.generic)) for v in value)
+    return isinstance(value, (np.ndarray, np.generic))
 
 
 def _wrap(value):
-    """A new traced value for a call's result (NumPy scalars become 0-d arrays while recording)."""
+    """A new traced value for a call's result or an input (NumPy scalars become 0-d arrays while recording)."""
     if isinstance(value, (np.ndarray, np.generic)):
         real = np.asanyarray(value)
         traced = real.view(_Traced)
@@ -178,7 +183,7 @@ def _wrap(value):
         traced.slot = _active.new_slot()
         traced.scalar = isinstance(value, np.generic)  # a replay will see a NumPy scalar here, not an array
         return traced
-    if isinstance(value, (tuple, list)) and value and all(isinstance(v, (np.ndarray, np.generic)) for v in value):
+    if _holds_arrays(value):
         return type(value)(_wrap(v) for v in value)
     return value
 
@@ -215,9 +220,7 @@ def _record(func, args, kwargs):
     real_args, sym_args = _split(args)
     real_kwargs, sym_kwargs = _split(kwargs)
     result = func(*real_args, **real_kwargs)
-    arrays_only = isinstance(result, (np.ndarray, np.generic)) or (
-        isinstance(result, (tuple, list)) and result and all(isinstance(v, (np.ndarray, np.generic)) for v in result))
-    if result is not None and not arrays_only:
+    if result is not None and not _holds_arrays(result):
         name = getattr(func, "__name__", repr(func))
         raise NotReplayable(f"{name} returned a Python {type(result).__name__} computed from traced arrays; "
                             "a replay could not reproduce what the code did with it")
@@ -274,16 +277,10 @@ def record(fn, arrays):
     recording = _Recording()
     _active = recording
     try:
-        traced = []
         for a in arrays:
             if not isinstance(a, np.ndarray):
                 raise TypeError(f"record: inputs must be NumPy arrays, got {type(a).__name__}")
-            t = a.view(_Traced)
-            if a.base is None:
-                recording.owners[id(a)] = t
-            t.slot = recording.new_slot()
-            traced.append(t)
-        outputs = fn(*traced)
+        outputs = fn(*[_wrap(a) for a in arrays])
         if not isinstance(outputs, (tuple, list)):
             raise NotReplayable(f"the recorded function must return a tuple or list of arrays, got {type(outputs).__name__}")
         out_slots = []
@@ -425,21 +422,9 @@ class Program:
 
 def _resolve(obj, values):
     """``obj`` with every _Slot replaced by its value."""
-    if isinstance(obj, _Slot):
-        return values[obj.index]
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_resolve(o, values) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _resolve(v, values) for k, v in obj.items()}
-    return obj
+    return tree_map(lambda x: values[x.index] if isinstance(x, _Slot) else x, obj)
 
 
 def _slot_refs(obj):
-    if isinstance(obj, _Slot):
-        yield obj.index
-    elif isinstance(obj, (tuple, list)):
-        for o in obj:
-            yield from _slot_refs(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _slot_refs(o)
+    """The value numbers ``obj`` refers to."""
+    return [x.index for x in tree_flatten(obj)[0] if isinstance(x, _Slot)]
