@@ -27,6 +27,32 @@ def test_resume_is_bit_exact(tmp_path):
         nav.train_navigation(nav.NavConfig(**TINY), tmp_path / "b", progress=False)
 
 
+@pytest.mark.parametrize("interrupt_at_call", [3, 4])
+def test_interrupt_saves_the_last_completed_iteration_and_resumes_bit_for_bit(tmp_path, monkeypatch,
+                                                                             interrupt_at_call):
+    """Ctrl-C inside iteration k's gradient (after its goals were drawn) saves iteration k − 1 with the RNG rewound,
+    so the resumed run equals an uninterrupted one (the loop shared with the sinusoid and Omniglot jobs)."""
+    config = nav.NavConfig(**{**TINY, "iters": 5})
+    full, _, hist_full = nav.train_navigation(config, tmp_path / "a", checkpoint_every=2, progress=False)
+    real, calls = nav.meta_rl_gradient, {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == interrupt_at_call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nav, "meta_rl_gradient", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        nav.train_navigation(config, tmp_path / "b", checkpoint_every=2, progress=False)
+    monkeypatch.setattr(nav, "meta_rl_gradient", real)
+    assert read_checkpoint(tmp_path / "b").metadata["iteration"] == interrupt_at_call - 1
+    resumed, _, hist = nav.train_navigation(config, tmp_path / "b", resume=True, checkpoint_every=2, progress=False)
+    for x, y in zip(full, resumed):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(hist_full, hist)
+
+
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real = nav.meta_rl_gradient
     calls = {"n": 0}

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
-from .train import ConfigMismatch, TrainingDiverged, checked_update
+from .train import ConfigMismatch, LoopState, run_iterations
 from ..algorithms.maml_rl import ESTIMATORS, RL_ALGORITHMS, adapt_policy, meta_rl_gradient
 from ..models.optim import OPTIMIZERS
 from ..models.policy import init_policy, policy_fn
@@ -181,15 +181,14 @@ def train_navigation(config, out=None, *, resume=False, overwrite=False, checkpo
         opt_state = optimizer.init(params)
         start, wall_before = 0, 0.0
     segment = time.perf_counter()
-    last_saved = (ckpt_file, start) if resume else (None, None)
+    state = LoopState(params, opt_state, start, (ckpt_file, start) if resume else (None, None))
 
     def save(done):
-        nonlocal last_saved
         if ckpt_file is not None:
             wall = wall_before + time.perf_counter() - segment
-            save_checkpoint(ckpt_file, params, _metadata(config, done, rng, wall, optimizer, timings),
-                            opt_state=opt_state, loss_history=history[:done])
-            last_saved = (ckpt_file, done)
+            save_checkpoint(ckpt_file, state.params, _metadata(config, done, rng, wall, optimizer, timings),
+                            opt_state=state.opt_state, loss_history=history[:done])
+            state.last_saved = (ckpt_file, done)
 
     if not resume:
         save(0)
@@ -201,47 +200,35 @@ def train_navigation(config, out=None, *, resume=False, overwrite=False, checkpo
     say = (lambda line: tqdm.write(line, file=sys.stderr)) if verbose else (lambda line: None)
     say(f"[{name}] navigation {config.algorithm}: iterations {start}→{config.iters}, {config.meta_batch} goals × "
         f"{config.trajectories} trajectories, α={config.inner_lr}, {config.optimizer} lr={config.meta_lr}, seed {config.seed}")
-    done, snapshot = start, (start, rng.bit_generator.state)
     settings = dict(algo=config.algorithm, inner_lr=config.inner_lr, trajectories=config.trajectories,
                     discount=config.discount, horizon=config.horizon, reward=config.reward, estimator=config.estimator)
-    try:
-        for it in range(start, config.iters):
-            snapshot = (it, rng.bit_generator.state)
-            tick, cpu_tick = time.perf_counter(), time.process_time()
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                out_ = meta_rl_gradient(params, sample_goals(rng, config.meta_batch), rng, **settings)
-                returns = out_["returns_before"] if out_["returns_after"] is None else out_["returns_after"]
-                loss = -float(np.mean(returns))
-                reason = None
-                if not np.isfinite(loss) or not np.isfinite(out_["loss"]):
-                    reason = f"the training return or surrogate is not finite ({-loss}, {out_['loss']})"
-                else:
-                    new_params, new_state, reason = checked_update(out_["grads"], optimizer, opt_state, params)
-            if reason is not None:
-                raise TrainingDiverged(it + 1, reason, *last_saved)
-            history[it] = loss
-            params, opt_state, done = new_params, new_state, it + 1
-            timings["iterations_timed"] += 1
-            timings["seconds"] += time.perf_counter() - tick
-            timings["cpu_seconds"] = timings.get("cpu_seconds", 0.0) + time.process_time() - cpu_tick
-            bar.update(1)
-            if show:
-                bar.set_postfix_str(f"return {-np.mean(history[max(0, done - 10):done]):.1f}", refresh=False)
-            if done % 25 == 0 or done == config.iters:
-                before = np.mean(out_["returns_before"])
-                say(f"[{name}] iteration {done}/{config.iters}: training return {-np.mean(history[max(0, done - 25):done]):.2f} "
-                    f"(mean of last 25{'' if config.algorithm == 'pretrained' else ', after one step'}; this batch "
-                    f"before adapting {before:.2f}), {1e3 * timings['seconds'] / timings['iterations_timed']:.0f} ms/it")
-            if done % checkpoint_every == 0 or done == config.iters:
-                save(done)
-    except KeyboardInterrupt:
-        if done == snapshot[0]:
-            rng.bit_generator.state = snapshot[1]
-        if ckpt_file is not None and last_saved[1] != done:
-            save(done)
-        raise
-    finally:
-        bar.close()
+    current = {}  # this iteration's gradient output and clock readings, for after()
+
+    def step(it):
+        current["ticks"] = (time.perf_counter(), time.process_time())
+        out_ = current["out"] = meta_rl_gradient(state.params, sample_goals(rng, config.meta_batch), rng, **settings)
+        returns = out_["returns_before"] if out_["returns_after"] is None else out_["returns_after"]
+        loss = -float(np.mean(returns))
+        if not np.isfinite(loss) or not np.isfinite(out_["loss"]):
+            return loss, None, f"the training return or surrogate is not finite ({-loss}, {out_['loss']})"
+        return loss, out_["grads"], None
+
+    def after(done):
+        tick, cpu_tick = current["ticks"]
+        timings["iterations_timed"] += 1
+        timings["seconds"] += time.perf_counter() - tick
+        timings["cpu_seconds"] = timings.get("cpu_seconds", 0.0) + time.process_time() - cpu_tick
+        if show:
+            bar.set_postfix_str(f"return {-np.mean(history[max(0, done - 10):done]):.1f}", refresh=False)
+        if done % 25 == 0 or done == config.iters:
+            before = np.mean(current["out"]["returns_before"])
+            say(f"[{name}] iteration {done}/{config.iters}: training return {-np.mean(history[max(0, done - 25):done]):.2f} "
+                f"(mean of last 25{'' if config.algorithm == 'pretrained' else ', after one step'}; this batch "
+                f"before adapting {before:.2f}), {1e3 * timings['seconds'] / timings['iterations_timed']:.0f} ms/it")
+
+    run_iterations(state, iters=config.iters, rng=rng, optimizer=optimizer, history=history, step=step, after=after,
+                   save=save, checkpoint_every=checkpoint_every, bar=bar)
+    done, params = state.done, state.params
     wall = wall_before + time.perf_counter() - segment
     meta = _metadata(config, done, rng, wall, optimizer, timings)
     return params, meta, history[:done].copy()

@@ -52,7 +52,7 @@ from ..models.optim import OPTIMIZERS
 from ..tasks.omniglot import (KNOWN_SHA256, OmniglotError, OmniglotTasks, STRUCTURE, download, load_alphabets,
                               load_lake_runs, rotate_images, to_inputs)
 from .io import CheckpointError, has_checkpoint, read_checkpoint, save_checkpoint
-from .train import ConfigMismatch, TrainingDiverged, checked_update
+from .train import ConfigMismatch, LoopState, run_iterations
 
 __all__ = ["OmniglotConfig", "OMNIGLOT_ALGORITHMS", "SPLITS", "load_split", "train_omniglot", "evaluate_checkpoint",
            "evaluate_baselines", "test_settings", "summarize_accuracy", "format_report", "add_train_parser",
@@ -333,17 +333,17 @@ def train_omniglot(config, data, out=None, *, resume=False, overwrite=False, che
         params = _init_params(config, rng, data.train)
         opt_state = optimizer.init(params)
         start, evals, wall_before = 0, [], 0.0
-    step = _make_step(config, data.train)
+    gradient = _make_step(config, data.train)
     began = time.perf_counter()
-    last_saved = (ckpt_file, start) if resume else (None, None)
+    state = LoopState(params, opt_state, start, (ckpt_file, start) if resume else (None, None))
 
     def save(done):
-        nonlocal last_saved
         if ckpt_file is not None:
-            save_checkpoint(ckpt_file, params, _metadata(config, params, done, rng,
-                                                         wall_before + time.perf_counter() - began, evals, optimizer),
-                            opt_state=opt_state, loss_history=history[:done])
-            last_saved = (ckpt_file, done)
+            save_checkpoint(ckpt_file, state.params,
+                            _metadata(config, state.params, done, rng, wall_before + time.perf_counter() - began,
+                                      evals, optimizer),
+                            opt_state=state.opt_state, loss_history=history[:done])
+            state.last_saved = (ckpt_file, done)
 
     if not resume:
         save(0)
@@ -361,38 +361,23 @@ def train_omniglot(config, data, out=None, *, resume=False, overwrite=False, che
         f"({data.train.num_characters} characters{' × 4 rotations' if config.rotate else ''}), iterations {start}"
         f"→{config.iters}, meta-batch {config.meta_batch}, {inner}{config.optimizer} lr={config.meta_lr}, "
         f"seed {config.seed}")
-    done, snapshot = start, (start, rng.bit_generator.state)
-    try:
-        for it in range(start, config.iters):
-            snapshot = (it, rng.bit_generator.state)
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss, grads = step(params, rng)
-                reason = None if np.isfinite(loss) else f"the loss is {loss}"
-                if reason is None:
-                    new_params, new_state, reason = checked_update(grads, optimizer, opt_state, params,
-                                                                   f" (loss {loss:.4g})")
-            if reason is not None:
-                raise TrainingDiverged(it + 1, reason, *last_saved)
-            history[it] = loss
-            params, opt_state, done = new_params, new_state, it + 1
-            bar.update(1)
-            if done % 50 == 0 and show:
-                bar.set_postfix_str(f"loss {np.mean(history[done - 50:done]):.3f}", refresh=False)
-            if done % eval_every == 0 or done == config.iters:
-                acc = _monitor(config, params, data.train)
-                evals.append({"iteration": done, "train_episode_accuracy": acc})
-                say(f"[{config.algorithm}] iteration {done}/{config.iters}: loss {np.mean(history[max(0, done - eval_every):done]):.4f}"
-                    f" (mean of last {min(eval_every, done)}); accuracy on 100 episodes of training characters {acc:.3f}")
-            if done % checkpoint_every == 0 or done == config.iters:
-                save(done)
-    except KeyboardInterrupt:
-        if done == snapshot[0]:
-            rng.bit_generator.state = snapshot[1]
-        if ckpt_file is not None and last_saved[1] != done:
-            save(done)
-        raise
-    finally:
-        bar.close()
+
+    def step(it):
+        loss, grads = gradient(state.params, rng)
+        return loss, grads, None if np.isfinite(loss) else f"the loss is {loss}"
+
+    def after(done):
+        if done % 50 == 0 and show:
+            bar.set_postfix_str(f"loss {np.mean(history[done - 50:done]):.3f}", refresh=False)
+        if done % eval_every == 0 or done == config.iters:
+            acc = _monitor(config, state.params, data.train)
+            evals.append({"iteration": done, "train_episode_accuracy": acc})
+            say(f"[{config.algorithm}] iteration {done}/{config.iters}: loss {np.mean(history[max(0, done - eval_every):done]):.4f}"
+                f" (mean of last {min(eval_every, done)}); accuracy on 100 episodes of training characters {acc:.3f}")
+
+    run_iterations(state, iters=config.iters, rng=rng, optimizer=optimizer, history=history, step=step, after=after,
+                   save=save, checkpoint_every=checkpoint_every, bar=bar, note=lambda loss: f" (loss {loss:.4g})")
+    done, params = state.done, state.params
     return params, history[:done].copy(), wall_before + time.perf_counter() - began
 
 

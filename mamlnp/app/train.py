@@ -322,6 +322,60 @@ def checked_update(grads, optimizer, opt_state, params, note=""):
     return new_params, new_state, None
 
 
+@dataclass
+class LoopState:
+    """What a training loop advances and its ``save`` reads: parameters, optimizer state, completed iterations,
+    and ``last_saved = (checkpoint file, iteration)`` of the newest checkpoint written (``(None, None)``: none)."""
+    params: list
+    opt_state: dict
+    done: int
+    last_saved: tuple = (None, None)
+
+
+def run_iterations(state, *, iters, rng, optimizer, history, step, after, save, checkpoint_every, bar,
+                   note=lambda loss: ""):
+    """The iteration loop every training job shares (sinusoid, Omniglot, navigation), from ``state.done`` to ``iters``.
+
+    ``step(it) -> (loss, grads, reason)`` computes one iteration's loss and gradients (``reason``: why they are
+    unusable, or None); the optimizer step is :func:`checked_update` (``note(loss)`` appended to its reason). NaN/inf
+    raises :class:`TrainingDiverged` before anything of that iteration is kept. After each iteration: the loss goes
+    to ``history``, ``bar`` advances, ``after(done)`` runs (progress, evaluations, logs), and every
+    ``checkpoint_every`` iterations and at the end ``save(done)``. Ctrl-C (KeyboardInterrupt) saves the last completed
+    iteration (``save`` does nothing where there is no checkpoint file) and re-raises; if it arrives during an iteration, that iteration's draws from ``rng`` are undone first,
+    so the checkpoint resumes bit for bit. ``bar`` is closed on the way out.
+    """
+    # (iteration, RNG state before that iteration's sampling): lets an interrupt save a checkpoint that
+    # resumes bit-exactly even when it arrives after the meta-batch was drawn but before the update landed
+    snapshot = (state.done, rng.bit_generator.state)
+    try:
+        for it in range(state.done, iters):
+            snapshot = (it, rng.bit_generator.state)
+            # overflow shows up as inf/NaN, which the checks below report with the iteration number; numpy's
+            # own RuntimeWarnings would only repeat that, less clearly
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, grads, reason = step(it)
+                if reason is None:
+                    new_params, new_state, reason = checked_update(grads, optimizer, state.opt_state, state.params,
+                                                                   note(loss))
+            if reason is not None:
+                raise TrainingDiverged(it + 1, reason, *state.last_saved)
+            history[it] = loss
+            state.params, state.opt_state, state.done = new_params, new_state, it + 1
+            bar.update(1)
+            after(state.done)
+            if state.done % checkpoint_every == 0 or state.done == iters:
+                save(state.done)
+    except KeyboardInterrupt:
+        # keep the work done so far: save the state after the last completed iteration, then re-raise
+        if state.done == snapshot[0]:
+            rng.bit_generator.state = snapshot[1]  # the interrupted iteration's draw is undone
+        if state.last_saved[1] != state.done:
+            save(state.done)
+        raise
+    finally:
+        bar.close()
+
+
 def _metadata(config, iteration, rng, wall_time_s, evals, optimizer):
     from .. import __version__
     opt_info = {"name": config.optimizer, **{k: float(v) for k, v in asdict(optimizer).items()}}
@@ -447,19 +501,18 @@ def _train(config, ckpt_file, *, resume, checkpoint_every, eval_every, eval_task
         start, evals, wall_before = 0, [], 0.0
 
     segment_start = time.perf_counter()
-    last_saved = (None, None)
+    state = LoopState(params, opt_state, start)
 
     def save(done):
-        nonlocal last_saved
         if ckpt_file is None:
             return
         wall = wall_before + time.perf_counter() - segment_start
-        save_checkpoint(ckpt_file, params, _metadata(config, done, rng, wall, evals, optimizer),
-                        opt_state=opt_state, loss_history=history[:done])
-        last_saved = (ckpt_file, done)
+        save_checkpoint(ckpt_file, state.params, _metadata(config, done, rng, wall, evals, optimizer),
+                        opt_state=state.opt_state, loss_history=history[:done])
+        state.last_saved = (ckpt_file, done)
 
     if resume:
-        last_saved = (ckpt_file, start)
+        state.last_saved = (ckpt_file, start)
     else:
         save(0)
 
@@ -476,61 +529,39 @@ def _train(config, ckpt_file, *, resume, checkpoint_every, eval_every, eval_task
     say(f"[{name}] training {config.algorithm} from iteration {start} to {config.iters} "
         f"(meta-batch {config.meta_batch}, K={config.k_support}, α={config.inner_lr}, S={config.inner_steps}, "
         f"{config.optimizer} lr={config.meta_lr}, seed {config.seed})")
-    done = start
-    # (iteration, RNG state before that iteration's sampling): lets an interrupt save a checkpoint that
-    # resumes bit-exactly even when it arrives after the meta-batch was drawn but before the update landed
-    snapshot = (start, rng.bit_generator.state)
-    try:
-        for it in range(start, config.iters):
-            snapshot = (it, rng.bit_generator.state)
-            support, query, _ = task_family.sample(rng, config.meta_batch, config.k_support, config.k_query)
-            # overflow shows up as inf/NaN, which the checks below report with the iteration number; numpy's
-            # own RuntimeWarnings would only repeat that, less clearly
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss, grads = gradient_fn(params, support, query, inner_lr=config.inner_lr,
-                                          inner_steps=config.inner_steps, loss="mse", activation=config.activation,
-                                          **_gradient_options(config))
-                reason = None if np.isfinite(loss) else f"the meta-loss is {loss}"
-                if reason is None:
-                    new_params, new_state, reason = checked_update(grads, optimizer, opt_state, params,
-                                                                   f" (meta-loss {loss:.4g})")
-            if reason is not None:
-                raise TrainingDiverged(it + 1, reason, *last_saved)
-            history[it] = loss
-            params, opt_state, done = new_params, new_state, it + 1
-            bar.update(1)
-            if done % 200 == 0 and show:
-                bar.set_postfix_str(f"meta-loss {np.mean(history[done - 200:done]):.4f}", refresh=False)
-            if done % eval_every == 0 or done == config.iters:
-                network, step_sizes = split_state(config.algorithm, params, config.inner_lr)
-                result = evaluate_params(network, ks=(config.k_support,), steps=(0, 1, 10), tasks=eval_tasks,
-                                         seed=eval_seed, stream="validation", inner_lr=config.inner_lr,
-                                         activation=config.activation, inner_lrs=step_sizes)
-                # an inner loop that overflows on some validation task (e.g. Meta-SGD's learned steps taken ten
-                # times) gives a NaN/inf mean; JSON has no such numbers, so it is recorded as null
-                finite = lambda v: v if np.isfinite(v) else None  # noqa: E731
-                record = {"iteration": done, "k": config.k_support, "tasks": eval_tasks,
-                          "mse": {str(r["steps"]): finite(r["mse"]) for r in result["rows"]},
-                          "ci95": {str(r["steps"]): finite(r["ci95"]) for r in result["rows"]}}
-                if not evals or evals[-1]["iteration"] != done:
-                    evals.append(record)
-                window = history[max(0, done - eval_every):done]
-                say(f"[{name}] iteration {done}/{config.iters}: meta-loss {np.mean(window):.4f} (mean of last "
-                    f"{window.size}); validation MSE at K={config.k_support} ({eval_tasks} tasks): "
-                    + ", ".join(f"{s} step{'' if s == '1' else 's'} {result['rows'][i]['mse']:.3f}"
-                                for i, s in enumerate(("0", "1", "10"))))
-            if done % checkpoint_every == 0 or done == config.iters:
-                save(done)
-    except KeyboardInterrupt:
-        # keep the work done so far: save the state after the last completed iteration, then re-raise
-        if done == snapshot[0]:
-            rng.bit_generator.state = snapshot[1]  # the interrupted iteration's draw is undone
-        if ckpt_file is not None and last_saved[1] != done:
-            save(done)
-        raise
-    finally:
-        bar.close()
 
+    def step(it):
+        support, query, _ = task_family.sample(rng, config.meta_batch, config.k_support, config.k_query)
+        loss, grads = gradient_fn(state.params, support, query, inner_lr=config.inner_lr,
+                                  inner_steps=config.inner_steps, loss="mse", activation=config.activation,
+                                  **_gradient_options(config))
+        return loss, grads, None if np.isfinite(loss) else f"the meta-loss is {loss}"
+
+    def after(done):
+        if done % 200 == 0 and show:
+            bar.set_postfix_str(f"meta-loss {np.mean(history[done - 200:done]):.4f}", refresh=False)
+        if done % eval_every == 0 or done == config.iters:
+            network, step_sizes = split_state(config.algorithm, state.params, config.inner_lr)
+            result = evaluate_params(network, ks=(config.k_support,), steps=(0, 1, 10), tasks=eval_tasks,
+                                     seed=eval_seed, stream="validation", inner_lr=config.inner_lr,
+                                     activation=config.activation, inner_lrs=step_sizes)
+            # an inner loop that overflows on some validation task (e.g. Meta-SGD's learned steps taken ten
+            # times) gives a NaN/inf mean; JSON has no such numbers, so it is recorded as null
+            finite = lambda v: v if np.isfinite(v) else None  # noqa: E731
+            record = {"iteration": done, "k": config.k_support, "tasks": eval_tasks,
+                      "mse": {str(r["steps"]): finite(r["mse"]) for r in result["rows"]},
+                      "ci95": {str(r["steps"]): finite(r["ci95"]) for r in result["rows"]}}
+            if not evals or evals[-1]["iteration"] != done:
+                evals.append(record)
+            window = history[max(0, done - eval_every):done]
+            say(f"[{name}] iteration {done}/{config.iters}: meta-loss {np.mean(window):.4f} (mean of last "
+                f"{window.size}); validation MSE at K={config.k_support} ({eval_tasks} tasks): "
+                + ", ".join(f"{s} step{'' if s == '1' else 's'} {result['rows'][i]['mse']:.3f}"
+                            for i, s in enumerate(("0", "1", "10"))))
+
+    run_iterations(state, iters=config.iters, rng=rng, optimizer=optimizer, history=history, step=step, after=after,
+                   save=save, checkpoint_every=checkpoint_every, bar=bar, note=lambda loss: f" (meta-loss {loss:.4g})")
+    done, params, opt_state = state.done, state.params, state.opt_state
     wall = wall_before + time.perf_counter() - segment_start
     return TrainResult(config=config, params=params, opt_state=opt_state, loss_history=history[:done].copy(),
                        iteration=done, wall_time_s=wall, evals=evals, checkpoint=ckpt_file)
