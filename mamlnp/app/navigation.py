@@ -31,13 +31,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
-from .train import ConfigMismatch, LoopState, run_iterations
+from .train import ConfigMismatch, LoopState, SettingsRecord, run_iterations
 from ..algorithms.maml_rl import ESTIMATORS, RL_ALGORITHMS, adapt_policy, meta_rl_gradient
 from ..models.optim import OPTIMIZERS
 from ..models.policy import init_policy, policy_fn
@@ -56,9 +56,10 @@ LAYOUT = ("params = [W1, b1, W2, b2, W3, b3, log_std]: the Gaussian policy's mea
 
 
 @dataclass(frozen=True)
-class NavConfig:
+class NavConfig(SettingsRecord):
     """Settings of one training run (defaults: the MAML paper's point experiment, Adam instead of TRPO)."""
 
+    _unknown_keys = "navigation settings"
     algorithm: str = "maml"
     iters: int = 200
     meta_batch: int = 20
@@ -102,21 +103,6 @@ class NavConfig:
                                   for h in self.hidden):
             raise ValueError(f"hidden must be positive integers, got {self.hidden!r}")
 
-    def to_dict(self):
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown navigation settings {unknown}")
-        return cls(**{k: (tuple(v) if k == "hidden" else v) for k, v in d.items()})
-
-    def identity(self):
-        return {k: v for k, v in self.to_dict().items() if k != "iters"}
 
 
 def _metadata(config, iteration, rng, wall, optimizer, timings):

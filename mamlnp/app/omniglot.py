@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ from ..models.optim import OPTIMIZERS
 from ..tasks.omniglot import (KNOWN_SHA256, OmniglotError, OmniglotTasks, STRUCTURE, download, load_alphabets,
                               load_lake_runs, rotate_images, to_inputs)
 from .io import CheckpointError, has_checkpoint, read_checkpoint, save_checkpoint
-from .train import ConfigMismatch, LoopState, run_iterations
+from .train import ConfigMismatch, LoopState, SettingsRecord, run_iterations
 
 __all__ = ["OmniglotConfig", "OMNIGLOT_ALGORITHMS", "SPLITS", "load_split", "train_omniglot", "evaluate_checkpoint",
            "evaluate_baselines", "test_settings", "summarize_accuracy", "format_report", "add_train_parser",
@@ -75,7 +75,7 @@ def _is_int(v):
 
 
 @dataclass(frozen=True)
-class OmniglotConfig:
+class OmniglotConfig(SettingsRecord):
     """Everything that determines an Omniglot training run's numbers (plus ``iters``, how far it goes)."""
 
     algorithm: str = "maml"
@@ -140,20 +140,6 @@ class OmniglotConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(algorithm=algorithm, **values)
 
-    @classmethod
-    def from_dict(cls, data):
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown OmniglotConfig keys {unknown}")
-        return cls(**data)
-
-    def to_dict(self):
-        out = asdict(self)
-        out["hidden"] = list(self.hidden)
-        return out
-
-    def identity(self):
-        return {k: v for k, v in self.to_dict().items() if k != "iters"}
 
 
 # ------------------------------------------------------------------------------------------------ data

@@ -72,7 +72,6 @@ LAYOUT = ("params = [W1, b1, W2, b2, ...]; W_l has shape (fan_in, fan_out), b_l 
 CHECKPOINT_FILES = (CHECKPOINT_NAME, CHECKPOINT_NAME.replace(".npz", ".json"))
 
 # Keys of TrainConfig that do not define *which* run it is: a resumed run may extend ``iters``.
-_NOT_IDENTITY = ("iters",)
 
 
 def _is_int(value):
@@ -83,8 +82,30 @@ def _is_number(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+class SettingsRecord:
+    """``to_dict`` / ``from_dict`` / ``identity`` of a job's frozen settings dataclass (TrainConfig, OmniglotConfig,
+    NavConfig): tuple fields are written as JSON lists (``__post_init__`` makes them tuples again), unknown keys
+    are refused, and ``identity`` is every setting but ``iters`` — what a resumed run must share with its checkpoint."""
+
+    _unknown_keys = None  # how the error names unknown keys (None: "<class name> keys")
+
+    def to_dict(self):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data):
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown {cls._unknown_keys or cls.__name__ + ' keys'} {unknown}")
+        return cls(**data)
+
+    def identity(self):
+        """The settings a resumed run must share with its checkpoint (all but ``iters``)."""
+        return {k: v for k, v in self.to_dict().items() if k != "iters"}
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(SettingsRecord):
     """Everything that determines a training run's numbers (plus ``iters``, how far it goes)."""
 
     algorithm: str = "maml"
@@ -150,22 +171,6 @@ class TrainConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(algorithm=algorithm, **values)
 
-    @classmethod
-    def from_dict(cls, data):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}")
-        return cls(**data)
-
-    def to_dict(self):
-        out = asdict(self)
-        out["sizes"] = list(self.sizes)
-        return out
-
-    def identity(self):
-        """The settings a resumed run must share with its checkpoint (all but ``iters``)."""
-        return {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
 
 
 class TrainingDiverged(RuntimeError):
