@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_rng
+
 __all__ = ["LinearTasks"]
 
 
@@ -37,8 +39,7 @@ class LinearTasks:
 
     def sample_weights(self, rng, tasks):
         """w_t (T, d)."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        check_rng(rng)
         return np.asarray(self.mean, dtype=np.float64) + self.spread * rng.standard_normal((tasks, self.dim))
 
     def sample_points(self, rng, weights, k):

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import check_rng, positive_int
+
 __all__ = ["KNOWN_SHA256", "STRUCTURE", "DOWNLOAD_URL", "IMAGE_SIZE", "OmniglotError", "Alphabets", "LakeRuns",
            "sha256_file", "load_alphabets", "load_lake_runs", "download", "default_cache_dir", "OmniglotTasks",
            "to_inputs", "rotate_images"]
@@ -337,12 +339,6 @@ def rotate_images(images, quarter_turns):
     return out
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _first_n_of_random_order(rng, shape, n, excluded=None):
     """For each row, ``n`` distinct column indices in random order (argsort of uniform keys; ``excluded``
     columns are pushed past every allowed one)."""
@@ -367,9 +363,8 @@ class OmniglotTasks:
     within_alphabet: bool = False
 
     def sample(self, rng, meta_batch, ways, shots, queries=15, dtype=np.float32):
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        T, N, K, Q = (_positive_int(v, n) for v, n in ((meta_batch, "meta_batch"), (ways, "ways"), (shots, "shots"),
+        check_rng(rng)
+        T, N, K, Q = (positive_int(v, n) for v, n in ((meta_batch, "meta_batch"), (ways, "ways"), (shots, "shots"),
                                                         (queries, "queries")))
         drawings = self.data.images.shape[1]
         if K + Q > drawings:

@@ -21,12 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import positive_int, sample_sizes
+
 __all__ = ["PermutedClassTasks"]
-
-
-def _positive_int(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ class PermutedClassTasks:
     def __post_init__(self):
         for name in ("dim", "ways", "classes", "train_classes", "pool_seed"):
             if name != "pool_seed" or self.pool_seed < 0:
-                _positive_int(getattr(self, name), name)
+                positive_int(getattr(self, name), name)
         if not self.train_classes < self.classes:
             raise ValueError(f"train_classes must be below classes ({self.classes}) so that classes are left "
                              f"for testing, got {self.train_classes}")
@@ -63,12 +60,7 @@ class PermutedClassTasks:
         (T, ways·K) for ``loss="cross_entropy"``; ``info["classes"]`` (T, ways) holds each task's pool
         classes in label order (label j is class ``info["classes"][t, j]``).
         """
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        k_query = k_support if k_query is None else k_query
-        _positive_int(meta_batch, "meta_batch")
-        _positive_int(k_support, "k_support")
-        _positive_int(k_query, "k_query")
+        k_query = sample_sizes(rng, meta_batch, k_support, k_query)
         if split == "train":
             first, count = 0, self.train_classes
         elif split == "test":

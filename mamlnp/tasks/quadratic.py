@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import ops
+from ._checks import check_rng
 
 __all__ = [
     "sample_tasks", "validate_tasks", "task_losses", "task_gradients", "adapt", "inner_argmin",
@@ -112,8 +113,7 @@ def sample_tasks(rng, task_count, dim=2, curvature_range=(0.5, 4.0), center_scal
 
     Returns ``(centers, curvatures)`` of shapes (T, d) and (T, d, d). ``rng`` is a numpy Generator.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
     for value, name in ((task_count, "task_count"), (dim, "dim")):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import sample_sizes
+
 __all__ = ["LinearRegressionTasks"]
 
 
@@ -30,12 +32,7 @@ class LinearRegressionTasks:
 
     def sample(self, rng, meta_batch, k_support, k_query=None, dtype=np.float64):
         """``(support, query, info)`` with x (T, K, d), y (T, K, 1); ``info["weights"]`` (T, d)."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        k_query = k_support if k_query is None else k_query
-        for name, value in (("meta_batch", meta_batch), ("k_support", k_support), ("k_query", k_query)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        k_query = sample_sizes(rng, meta_batch, k_support, k_query)
         w = self.weight_mean + self.weight_std * rng.standard_normal((meta_batch, self.dim))
         x = rng.standard_normal((meta_batch, k_support + k_query, self.dim))
         y = x @ w[:, :, None]

@@ -9,17 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import positive_int, sample_sizes
+
 __all__ = ["SinusoidTasks", "sinusoid"]
 
 
 def sinusoid(x, amplitude, phase):
     """y = A sin(x − φ), the MAML paper's regression family (Finn et al. 2017, §5.1)."""
     return amplitude * np.sin(x - phase)
-
-
-def _positive_int(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -35,12 +32,7 @@ class SinusoidTasks:
 
         Returns ``(support, query, info)``; ``info`` holds the tasks' ``amplitude`` and ``phase`` (T,).
         """
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        k_query = k_support if k_query is None else k_query
-        _positive_int(meta_batch, "meta_batch")
-        _positive_int(k_support, "k_support")
-        _positive_int(k_query, "k_query")
+        k_query = sample_sizes(rng, meta_batch, k_support, k_query)
         amplitude = rng.uniform(*self.amplitude_range, size=(meta_batch, 1, 1))
         phase = rng.uniform(*self.phase_range, size=(meta_batch, 1, 1))
         x = rng.uniform(*self.x_range, size=(meta_batch, k_support + k_query, 1))
@@ -72,7 +64,7 @@ class SinusoidTaskPool:
     @classmethod
     def draw(cls, rng, size, family=None):
         """``size`` tasks drawn once from ``family`` (default: the paper's :class:`SinusoidTasks`)."""
-        _positive_int(size, "size")
+        positive_int(size, "size")
         family = SinusoidTasks() if family is None else family
         amplitudes = rng.uniform(*family.amplitude_range, size=size)
         phases = rng.uniform(*family.phase_range, size=size)
@@ -83,12 +75,7 @@ class SinusoidTaskPool:
 
     def sample(self, rng, meta_batch, k_support, k_query=None, dtype=np.float64):
         """Like :meth:`SinusoidTasks.sample`, with the tasks taken from the pool; ``info`` also has ``index``."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        k_query = k_support if k_query is None else k_query
-        _positive_int(meta_batch, "meta_batch")
-        _positive_int(k_support, "k_support")
-        _positive_int(k_query, "k_query")
+        k_query = sample_sizes(rng, meta_batch, k_support, k_query)
         index = rng.integers(0, len(self), size=meta_batch)
         amplitude = np.asarray(self.amplitudes)[index][:, None, None]
         phase = np.asarray(self.phases)[index][:, None, None]
