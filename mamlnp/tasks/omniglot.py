@@ -124,8 +124,13 @@ def _check_resample(resample):
         raise ValueError(f"resample must be one of {RESAMPLE}, got {resample!r}")
 
 
-def _cache_file(cache_dir, stem, digest, resample):
-    return Path(cache_dir) / f"{stem}-{digest[:16]}-{resample}-{IMAGE_SIZE}px-v{_CACHE_VERSION}.npz"
+def _cache_file(zip_path, cache_dir, resample):
+    """Where the decoded images of the official zip ``zip_path`` are cached: named by the zip's checked content
+    digest, the resampling and the image size (the zip and ``resample`` are checked first)."""
+    _check_resample(resample)
+    digest = _checked_zip(zip_path)
+    folder = default_cache_dir() if cache_dir is None else cache_dir
+    return Path(folder) / f"{zip_path.stem}-{digest[:16]}-{resample}-{IMAGE_SIZE}px-v{_CACHE_VERSION}.npz"
 
 
 def _save_npz(path, **arrays):
@@ -185,10 +190,8 @@ class Alphabets:
 
 def load_alphabets(path, *, cache_dir=None, resample="reference"):
     """Read an ``images_*.zip`` split into :class:`Alphabets` (decoded once, then served from the cache)."""
-    _check_resample(resample)
     path = Path(path)
-    digest = _checked_zip(path)
-    cache = _cache_file(default_cache_dir() if cache_dir is None else cache_dir, path.stem, digest, resample)
+    cache = _cache_file(path, cache_dir, resample)
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as data:
             found = Alphabets(data["images"], data["alphabet_of"], tuple(data["alphabets"].tolist()),
@@ -259,10 +262,8 @@ class LakeRuns:
 
 def load_lake_runs(path, *, cache_dir=None, resample="reference"):
     """Read ``all_runs.zip`` into :class:`LakeRuns` (cached like :func:`load_alphabets`)."""
-    _check_resample(resample)
     path = Path(path)
-    digest = _checked_zip(path)
-    cache = _cache_file(default_cache_dir() if cache_dir is None else cache_dir, path.stem, digest, resample)
+    cache = _cache_file(path, cache_dir, resample)
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as data:
             return LakeRuns(data["support"], data["query"], data["query_labels"])
