@@ -233,7 +233,9 @@ def _jax_meta_step(seed):
 
 def _torch_meta_step(seed, inner_steps=1, width=40, meta_batch=25):
     import torch
-    from torch.func import grad, vmap
+    from torch.func import grad
+
+    from .torch_reference import maml_meta_loss_torch, relu_mlp_torch
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
@@ -243,24 +245,10 @@ def _torch_meta_step(seed, inner_steps=1, width=40, meta_batch=25):
     opt = torch.optim.Adam(params, lr=1e-3)
     tasks = SinusoidTasks()
 
-    def net(ps, x):
-        h = torch.relu(x @ ps[0] + ps[1])
-        h = torch.relu(h @ ps[2] + ps[3])
-        return h @ ps[4] + ps[5]
-
     def task_loss(ps, x, y):
-        return ((net(ps, x) - y) ** 2).mean()
+        return ((relu_mlp_torch(ps, x) - y) ** 2).mean()
 
-    def adapted_query_loss(ps, xs, ys, xq, yq):
-        for _ in range(inner_steps):
-            g = grad(task_loss)(ps, xs, ys)
-            ps = [p - 0.01 * gi for p, gi in zip(ps, g)]
-        return task_loss(ps, xq, yq)
-
-    def meta_loss(ps, xs, ys, xq, yq):
-        return vmap(adapted_query_loss, in_dims=(None, 0, 0, 0, 0))(ps, xs, ys, xq, yq).mean()
-
-    meta_grad = grad(meta_loss)
+    meta_grad = grad(maml_meta_loss_torch(task_loss, inner_lr=0.01, inner_steps=inner_steps))
 
     def step():
         support, query, _ = tasks.sample(rng, meta_batch, 10, 10)
@@ -474,25 +462,18 @@ def _omniglot_size_problem(seed):
 
 def _torch_classifier_meta_gradient(params, support, query, inner_lr):
     import torch
-    from torch.func import grad, vmap
+    from torch.func import grad
+
+    from .torch_reference import maml_meta_loss_torch, relu_mlp_torch
 
     torch.set_num_threads(1)
     ps = [torch.tensor(p) for p in params]
     data = [torch.from_numpy(np.asarray(a)) for a in (*support, *query)]
 
-    def net(ws, x):
-        for layer in range(0, len(ws) - 2, 2):
-            x = torch.relu(x @ ws[layer] + ws[layer + 1])
-        return x @ ws[-2] + ws[-1]
-
     def task_loss(ws, x, y):
-        return torch.nn.functional.cross_entropy(net(ws, x), y)
+        return torch.nn.functional.cross_entropy(relu_mlp_torch(ws, x), y)
 
-    def adapted_query_loss(ws, xs, ys, xq, yq):
-        g = grad(task_loss)(ws, xs, ys)
-        return task_loss([w - inner_lr * gi for w, gi in zip(ws, g)], xq, yq)
-
-    meta_grad = grad(lambda ws, *a: vmap(adapted_query_loss, in_dims=(None, 0, 0, 0, 0))(ws, *a).mean())
+    meta_grad = grad(maml_meta_loss_torch(task_loss, inner_lr=inner_lr, inner_steps=1))
 
     def step():
         with torch.no_grad():

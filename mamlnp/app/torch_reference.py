@@ -12,11 +12,43 @@ import importlib.util
 
 import numpy as np
 
-__all__ = ["torch_available", "maml_gradient_torch"]
+__all__ = ["torch_available", "maml_gradient_torch", "relu_mlp_torch", "maml_meta_loss_torch"]
 
 
 def torch_available():
     return importlib.util.find_spec("torch") is not None
+
+
+def relu_mlp_torch(ps, x):
+    """The ReLU MLP ``ps = [W1, b1, …]`` in torch (affine layers, ReLU between them), as :func:`mamlnp.nn.mlp`."""
+    import torch
+
+    h = x
+    for layer in range(len(ps) // 2):
+        h = h @ ps[2 * layer] + ps[2 * layer + 1]
+        if layer < len(ps) // 2 - 1:
+            h = torch.relu(h)
+    return h
+
+
+def maml_meta_loss_torch(task_loss, *, inner_lr, inner_steps, first_order=False):
+    """MAML's meta-loss written with torch.func: ``meta_loss(ps, xs, ys, xq, yq)``, the mean over the tasks (vmap
+    over the leading axis) of ``task_loss`` on the query set after ``inner_steps`` steps of ``torch.func.grad`` on the
+    support set — so ``torch.func.grad(meta_loss)`` differentiates through the inner loop (second order unless
+    ``first_order``). Every torch comparison of the project (chapter 6, ``bench``) is built on this one."""
+    from torch.func import grad, vmap
+
+    def adapted_query_loss(ps, xs, ys, xq, yq):
+        for _ in range(inner_steps):
+            g = grad(task_loss)(ps, xs, ys)
+            if first_order:
+                g = [gi.detach() for gi in g]
+            ps = [p - inner_lr * gi for p, gi in zip(ps, g)]
+        return task_loss(ps, xq, yq)
+
+    def meta_loss(ps, xs, ys, xq, yq):
+        return vmap(adapted_query_loss, in_dims=(None, 0, 0, 0, 0))(ps, xs, ys, xq, yq).mean()
+    return meta_loss
 
 
 def maml_gradient_torch(params, support, query, *, inner_lr, inner_steps, first_order=False):
@@ -28,31 +60,12 @@ def maml_gradient_torch(params, support, query, *, inner_lr, inner_steps, first_
         raise ImportError("maml_gradient_torch needs PyTorch, which is not installed (it is never a dependency "
                           "of mamlnp; install it yourself to run this comparison)")
     import torch
-    from torch.func import grad, vmap
-
-    def net(ps, x):
-        h = x
-        for layer in range(len(ps) // 2):
-            h = h @ ps[2 * layer] + ps[2 * layer + 1]
-            if layer < len(ps) // 2 - 1:
-                h = torch.relu(h)
-        return h
+    from torch.func import grad
 
     def loss(ps, x, y):
-        return torch.mean((net(ps, x) - y) ** 2)
+        return torch.mean((relu_mlp_torch(ps, x) - y) ** 2)
 
-    def adapted_query_loss(ps, xs, ys, xq, yq):
-        for _ in range(inner_steps):
-            g = grad(loss)(ps, xs, ys)
-            if first_order:
-                g = [gi.detach() for gi in g]
-            ps = [p - inner_lr * gi for p, gi in zip(ps, g)]
-        return loss(ps, xq, yq)
-
-    def meta_loss(ps, xs, ys, xq, yq):
-        per_task = vmap(adapted_query_loss, in_dims=(None, 0, 0, 0, 0))(ps, xs, ys, xq, yq)
-        return per_task.mean()
-
+    meta_loss = maml_meta_loss_torch(loss, inner_lr=inner_lr, inner_steps=inner_steps, first_order=first_order)
     as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
     ps = [as_t(p) for p in params]
     args = [as_t(a) for a in (*support, *query)]
