@@ -298,3 +298,15 @@ def test_nan_inside_list_and_tuple_args_refused():
     pair = (np.ones(2), np.array([0.0, np.inf]))
     with pytest.raises(ValueError, match=r"args\[0\]\[1\] \(shape \(2,\)\) contains NaN or inf"):
         mamlnp.check_grad(lambda p, xy: ops.sum(ops.mul(p, xy[0])), np.ones(2), pair)
+
+
+def test_numerical_grad_of_a_known_function_over_a_pytree():
+    from mamlnp.engine.checks import numerical_grad
+    params = {"a": np.array([1.0, -2.0]), "b": [np.array([[0.5]])]}
+    before = {"a": params["a"].copy(), "b": [params["b"][0].copy()]}
+    fd = numerical_grad(lambda p, c: c * (np.sum(p["a"] ** 3) + p["b"][0][0, 0] ** 2), params, 2.0, eps=1e-5)
+    np.testing.assert_allclose(fd["a"], 6.0 * before["a"] ** 2, rtol=1e-8)
+    np.testing.assert_allclose(fd["b"][0], 4.0 * before["b"][0], rtol=1e-8)
+    np.testing.assert_array_equal(params["a"], before["a"])  # params untouched
+    with pytest.raises(ValueError):
+        numerical_grad(lambda p: float(np.sum(p)), np.ones(2), eps=0.0)

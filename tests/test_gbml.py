@@ -22,6 +22,7 @@ from mamlnp.algorithms.metasgd import metasgd_adapt_losses
 from mamlnp.meta import adaptation_losses
 from mamlnp.nn import init_mlp, mlp
 from mamlnp.tasks import SinusoidTasks
+from mamlnp.engine.checks import numerical_grad
 
 FD_RTOL = 1e-6
 
@@ -43,17 +44,8 @@ def query_loss(params, x, y, activation="tanh"):
 
 
 def central_differences(f, params, eps=1e-5):
-    grads = []
-    for k, p in enumerate(params):
-        g = np.zeros_like(p)
-        for index in np.ndindex(p.shape):
-            shifted = [q.copy() for q in params]
-            shifted[k][index] += eps
-            f_plus = f(shifted)
-            shifted[k][index] -= 2 * eps
-            g[index] = (f_plus - f(shifted)) / (2 * eps)
-        grads.append(g)
-    return grads
+    """∂f/∂θ_j ≈ (f(θ + ε e_j) − f(θ − ε e_j)) / 2ε for every coordinate j of every array in params."""
+    return numerical_grad(f, params, eps=eps)
 
 
 # ---------------------------------------------------------------------------------------- iMAML

@@ -20,6 +20,7 @@ from mamlnp.meta import (ALGORITHMS, LEARNED_STATE, adapt, adaptation_losses, ar
 from mamlnp.nn import init_mlp, mlp
 from mamlnp.optim import SGD
 from mamlnp.tasks import SinusoidTasks
+from mamlnp.engine.checks import numerical_grad
 
 FD_RTOL = 1e-6  # the project's tolerance for derivatives against finite differences (float64)
 EXACT_RTOL = 1e-12  # for identities that hold up to rounding (same arithmetic in another order)
@@ -64,18 +65,7 @@ def reference_meta_loss(params, support, query, *, inner_lr, inner_steps, loss="
 
 def central_differences(f, params, eps=1e-5):
     """∂f/∂θ_j ≈ (f(θ + ε e_j) − f(θ − ε e_j)) / 2ε for every coordinate j of every array in params."""
-    grads = []
-    for k, p in enumerate(params):
-        g = np.zeros_like(p)
-        for index in np.ndindex(p.shape):
-            shifted = [q.copy() for q in params]
-            shifted[k][index] += eps
-            f_plus = f(shifted)
-            shifted[k][index] -= 2 * eps
-            f_minus = f(shifted)
-            g[index] = (f_plus - f_minus) / (2 * eps)
-        grads.append(g)
-    return grads
+    return numerical_grad(f, params, eps=eps)
 
 
 def flatten(arrays):

@@ -17,7 +17,7 @@ import numpy as np
 from .pytree import check_same_structure, leaf_paths, tree_flatten, tree_unflatten
 from .transforms import Trace, as_float_leaves
 
-__all__ = ["CheckResult", "check_grad", "check_hvp", "relative_error"]
+__all__ = ["CheckResult", "check_grad", "check_hvp", "numerical_grad", "relative_error"]
 
 DEFAULT_RTOL = 1e-6
 
@@ -132,17 +132,12 @@ def _scalar(value, what):
     return float(v.reshape(()))
 
 
-def check_grad(f, params, *args, eps=1e-6, rtol=DEFAULT_RTOL):
-    """Compare ``grad(f)(params, *args)`` with central differences of ``f`` over every coordinate.
-
-    Returns a :class:`CheckResult` (truthy if the worst relative error ≤ ``rtol``). Costs 2n evaluations
-    of f for n parameters: meant for small models.
-    """
-    _check_step_and_tolerance(eps, rtol)
+def numerical_grad(f, params, *args, eps=1e-6, caller="numerical_grad"):
+    """Central differences of a scalar ``f(params, *args)``: (f(θ + ε e_j) − f(θ − ε e_j)) / 2ε for every coordinate
+    j of every array of the pytree ``params`` (float64 copies; ``params`` is not modified). Returns a pytree like
+    ``params``. Costs 2n evaluations of f for n parameters: meant for small models and for tests."""
+    _check_step_and_tolerance(eps, DEFAULT_RTOL)
     leaves, treedef = _float64_copy(params, "params")
-    _check_finite_args(args)
-    base = tree_unflatten(treedef, leaves)
-    analytic = Trace(f, base, args).grad()
     numeric = []
     for k in range(len(leaves)):
         work = list(leaves)
@@ -152,13 +147,26 @@ def check_grad(f, params, *args, eps=1e-6, rtol=DEFAULT_RTOL):
         for i in range(flat.size):
             orig = flat[i]
             flat[i] = orig + eps
-            f_plus = _scalar(f(tree_unflatten(treedef, work), *args), "check_grad")
+            f_plus = _scalar(f(tree_unflatten(treedef, work), *args), caller)
             flat[i] = orig - eps
-            f_minus = _scalar(f(tree_unflatten(treedef, work), *args), "check_grad")
+            f_minus = _scalar(f(tree_unflatten(treedef, work), *args), caller)
             flat[i] = orig
             gflat[i] = (f_plus - f_minus) / (2 * eps)
         numeric.append(g)
-    numeric = tree_unflatten(treedef, numeric)
+    return tree_unflatten(treedef, numeric)
+
+
+def check_grad(f, params, *args, eps=1e-6, rtol=DEFAULT_RTOL):
+    """Compare ``grad(f)(params, *args)`` with central differences of ``f`` over every coordinate.
+
+    Returns a :class:`CheckResult` (truthy if the worst relative error ≤ ``rtol``). Costs 2n evaluations
+    of f for n parameters: meant for small models.
+    """
+    _check_step_and_tolerance(eps, rtol)
+    leaves, treedef = _float64_copy(params, "params")
+    _check_finite_args(args)
+    analytic = Trace(f, tree_unflatten(treedef, leaves), args).grad()
+    numeric = numerical_grad(f, tree_unflatten(treedef, leaves), *args, eps=eps, caller="check_grad")
     err, where = relative_error(analytic, numeric, "grad")
     return CheckResult("gradient", err, where, analytic, numeric, rtol)
 
