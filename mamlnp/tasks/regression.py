@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import sample_sizes
+from ._checks import positive_int, sample_sizes
 
 __all__ = ["LinearRegressionTasks"]
 
@@ -25,8 +25,7 @@ class LinearRegressionTasks:
     weight_std: float = 0.5
 
     def __post_init__(self):
-        if isinstance(self.dim, bool) or not isinstance(self.dim, (int, np.integer)) or self.dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
+        positive_int(self.dim, "dim")
         if not np.isfinite(self.weight_std) or self.weight_std < 0:
             raise ValueError(f"weight_std must be a finite number ≥ 0, got {self.weight_std!r}")
 
