@@ -1,5 +1,7 @@
 """The benchmark command runs and prints its table (a smoke test: no timing is asserted — timings are
 figures for people to read, not pass/fail criteria)."""
+import pytest
+
 from mamlnp import bench
 
 
@@ -51,11 +53,19 @@ def test_bench_meta_prints_peak_memory(capsys):
 
 
 def test_kernel_floor_times_mamlnp_and_the_hand_written_step():
-    result = bench._kernel_floor(0, steps=1, repeats=1)
+    result = bench._kernel_floor(0, steps=3, repeats=2)
     assert set(result) == {"mamlnp S=1", "mamlnp S=5", "hand-written S=1"}
-    for call, floor, count in result.values():
-        assert call > 0 and 0 < floor and count > 100
-    assert result["mamlnp S=5"][2] > 3 * result["mamlnp S=1"][2] > 0  # S = 5 records about five steps' calls
+    for typical, fastest, floor, count in result.values():
+        assert typical > 0 and 0 < fastest <= 1.5 * typical and 0 < floor and count > 100
+    assert result["mamlnp S=5"][3] > 3 * result["mamlnp S=1"][3] > 0  # S = 5 records about five steps' calls
+
+
+def test_the_fastest_column_skips_warm_up_calls_and_takes_the_median_block():
+    # warm-up 0.1 0.1; blocks of 2 untimed (0.2) + 3 timed calls; block minima 5, 3, 4 -> median 4
+    times = [0.1, 0.1, 0.2, 0.2, 7, 5, 6, 0.2, 0.2, 3, 9, 9, 0.2, 0.2, 4, 8, 8]
+    assert bench._median_block_minimum(times, steps=3, repeats=3, warmup=2, block_warmup=2) == 4
+    with pytest.raises(ValueError, match="expected 17 timings, got 16"):
+        bench._median_block_minimum(times[:-1], steps=3, repeats=3, warmup=2, block_warmup=2)
 
 
 def test_bench_scaling_quick_prints_exponents(capsys):
