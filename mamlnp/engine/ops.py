@@ -343,12 +343,27 @@ def _shared_matrix(a, b):
     be folded into rows without a copy; else None. (Shapes and strides only until then: under a replay recording,
     indexing b would be recorded.)"""
     if (a.ndim < 3 or b.shape[-2] * b.shape[-1] < SHARED_GEMM_MIN_SIZE or b.ndim > a.ndim
-            or a.dtype != b.dtype or a.dtype.kind != "f" or not a.flags.c_contiguous
+            or a.dtype != b.dtype or a.dtype.kind != "f" or a.strides != _c_strides(a.shape, a.itemsize)
             or not (a.flags.aligned and b.flags.aligned)
-            or any(s != 0 for s in b.strides[:-2]) or b.shape[:-2] != a.shape[a.ndim - b.ndim:-2]):
+            or any(s != 0 for s in b.strides[:-2]) or b.shape[:-2] != a.shape[a.ndim - b.ndim:-2]
+            or b.strides[-2:] not in (_c_strides(b.shape[-2:], b.itemsize), _f_strides(b.shape[-2:], b.itemsize))):
         return None
-    w = b[(0,) * (b.ndim - 2)] if b.ndim > 2 else b
-    return w if (w.flags.c_contiguous or w.flags.f_contiguous) else None
+    return b[(0,) * (b.ndim - 2)] if b.ndim > 2 else b
+
+
+def _c_strides(shape, itemsize):
+    """The strides of a freshly made C-ordered array of this shape (the layout the probe reproduces; NumPy also
+    calls arrays with other strides along length-1 axes contiguous, and may then take another matmul loop)."""
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def _f_strides(shape, itemsize):
+    """The strides of a freshly made Fortran-ordered (transposed) 2-D array of this shape."""
+    return (itemsize, itemsize * shape[0])
 
 
 def _stacked_rows_times(a, w):
@@ -374,10 +389,10 @@ def _shared_gemm_is_exact(a, w, b_shape):
         rng = np.random.default_rng(0)
         probe_a = rng.standard_normal(a.shape).astype(a.dtype)
         probe_w = rng.standard_normal(w.shape).astype(w.dtype)
-        if not w.flags.c_contiguous:  # the weights read transposed (a vjp's Ȳ Wᵀ): lay them out the same way
+        if w.strides != _c_strides(w.shape, w.itemsize):  # read transposed (a vjp's Ȳ Wᵀ): the same layout
             probe_w = np.asfortranarray(probe_w)
         per_task = probe_a @ np.broadcast_to(probe_w, b_shape)
-        exact = bool(np.array_equal(per_task, _stacked_rows_times(probe_a, probe_w)))
+        exact = probe_w.strides == w.strides and bool(np.array_equal(per_task, _stacked_rows_times(probe_a, probe_w)))
         _SHARED_GEMM_EXACT[key] = exact
     return exact
 
