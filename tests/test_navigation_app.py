@@ -109,6 +109,16 @@ def test_cli_job_and_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["train", "navigation", "--iters", "0"])
     assert err.value.code == 2
+    # evaluate / plot draw sinusoid and Omniglot runs: a navigation run is pointed to its own evaluation, nothing written
+    capsys.readouterr()
+    before = sorted(p.name for p in out.rglob("*"))
+    for command in (["evaluate", str(out)], ["plot", str(out / "checkpoint.npz")],
+                    ["plot", str(out / "baseline"), "--no-baseline"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "is a navigation (meta-RL) run" in err and err.rstrip().endswith(f"train navigation --eval-only --out {out}")
+        assert "Traceback" not in err
+    assert sorted(p.name for p in out.rglob("*")) == before
 
 
 def test_meta_sgd_run_learns_step_sizes_and_is_evaluated_with_them(tmp_path):

@@ -243,6 +243,23 @@ def _is_omniglot(paths):
     return any(is_omniglot_checkpoint(p) for p in paths)
 
 
+def _refuse_navigation(paths, command):
+    """evaluate and plot draw sinusoid and Omniglot runs; a navigation run has its own evaluation (returns over
+    goals, not losses over tasks), so point there instead of failing on its policy's parameters."""
+    for path in paths:
+        try:
+            task = read_checkpoint(path).metadata.get("task")
+        except CheckpointError:
+            continue  # the ordinary path reports it
+        if task == "navigation":
+            folder = Path(path) if Path(path).is_dir() else Path(path).parent
+            if folder.name == "baseline" and has_checkpoint(folder.parent):  # the job evaluates its baseline too
+                folder = folder.parent
+            raise UsageError(f"{path} is a navigation (meta-RL) run; `{command}` handles sinusoid and Omniglot runs. "
+                             f"Evaluate it and draw its figures with: python -m mamlnp train navigation --eval-only "
+                             f"--out {folder}")
+
+
 def _add_eval_options(p):
     p.add_argument("--k", type=positive_int, nargs="+", default=[5, 10, 20], metavar="K",
                    help="support set sizes (default 5 10 20)")
@@ -540,6 +557,7 @@ def _check_eval_size(ckpts, *, ks, steps, tasks, k_query):
 
 
 def _cmd_evaluate(args):
+    _refuse_navigation(args.checkpoints, "evaluate")
     if _is_omniglot(args.checkpoints):
         from .omniglot import cmd_evaluate
         return cmd_evaluate(args, UsageError)
@@ -557,6 +575,7 @@ def _cmd_evaluate(args):
 
 
 def _cmd_plot(args):
+    _refuse_navigation([args.checkpoint, *([args.baseline] if args.baseline else []), *args.compare], "plot")
     if _is_omniglot([args.checkpoint]):
         from .omniglot import cmd_plot
         return cmd_plot(args, UsageError)
