@@ -560,3 +560,62 @@ def test_python_api_evaluation_refuses_sizes_that_cannot_fit(monkeypatch):
     monkeypatch.setenv("MAMLNP_MEMORY_LIMIT", str(2 ** 30))
     with pytest.raises(guard.TooLarge, match=r"^tasks=100000000000: this would need about"):
         adaptation_curves(init_mlp([1, 8, 1], np.random.default_rng(0)), ks=(5,), tasks=10 ** 11)
+
+
+# Every task's `train` job (sinusoid, Omniglot, navigation) holds its run folder the same way
+# (mamlnp.app.train.job_run_folder): locked against a second job, refused up front when it cannot be written, and
+# removed again when a new run fails before its first checkpoint. The Omniglot and navigation jobs lacked all three.
+JOBS = {
+    "sinusoid": ["train", "sinusoid", *TINY, "--no-baseline", "--no-figures", "--quiet"],
+    "omniglot": ["train", "omniglot", "--iters", "2", "--meta-batch", "2", "--eval-tasks", "2", "--no-baselines",
+                 "--quiet", "--data-dir"],  # + a folder, below
+    "navigation": ["train", "navigation", "--iters", "2", "--meta-batch", "2", "--trajectories", "2",
+                   "--eval-goals", "3", "--no-baseline", "--no-figures", "--quiet"],
+}
+
+
+def _job(task, out, data_dir):
+    return JOBS[task] + ([str(data_dir)] if task == "omniglot" else []) + ["--out", str(out)]
+
+
+@pytest.mark.parametrize("task", list(JOBS))
+def test_every_train_job_refuses_a_run_folder_another_job_holds(task, tmp_path, capsys):
+    import socket
+    out = tmp_path / "run"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / guard.LOCK_NAME).write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(),
+                                                       "start_ticks": guard._start_ticks(sleeper.pid)}))
+        assert cli.main(_job(task, out, tmp_path / "no-data")) == 2
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    err = capsys.readouterr().err
+    assert f"run folder {str(out)!r} is in use by another mamlnp job (PID {sleeper.pid}" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == [guard.LOCK_NAME]  # nothing written beside the lock
+
+
+@pytest.mark.parametrize("task", list(JOBS))
+def test_every_train_job_refuses_an_out_folder_it_cannot_create_before_writing(task, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "run"
+    assert cli.main(_job(task, out, tmp_path / "no-data")) == 2
+    err = capsys.readouterr().err
+    assert f"--out {str(out)!r} cannot be created" in err and "nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize("task", ["omniglot", "navigation"])
+def test_a_new_run_folder_is_removed_when_the_job_fails_before_its_first_checkpoint(task, tmp_path, capsys):
+    out = tmp_path / "new" / "run"
+    if task == "omniglot":  # no zips in the data folder: refused after the folder was taken
+        (tmp_path / "empty").mkdir()
+        args = _job(task, out, tmp_path / "empty")
+    else:  # nothing to evaluate
+        args = _job(task, out, None) + ["--eval-only"]
+    assert cli.main(args) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

@@ -136,3 +136,17 @@ def test_profile_splits_an_iteration():
     params = nav.init_policy(np.random.default_rng(0), hidden=(8,))
     t = nav.profile_meta_iteration(params, meta_batch=2, trajectories=2, repeats=1)
     assert t["hvp"] > 0 and t["rollouts"] > 0 and t["total"] >= t["rollouts"] + t["hvp"]
+
+
+def test_the_job_draws_its_figures_atomically_and_without_software_metadata(tmp_path):
+    figures = tmp_path / "figs"
+    args = ["train", "navigation", "--iters", "1", "--meta-batch", "2", "--trajectories", "2", "--eval-goals", "3",
+            "--no-baseline", "--out", str(tmp_path / "run"), "--figures", str(figures), "--quiet"]
+    assert main(args) == 0
+    names = sorted(p.name for p in figures.iterdir())
+    assert names == ["navigation_returns.png", "navigation_trajectories.png"]  # no temp file left beside them
+    first = {n: (figures / n).read_bytes() for n in names}
+    assert all(b.startswith(b"\x89PNG") and b"Software" not in b for b in first.values())
+    assert main(["train", "navigation", "--eval-only", "--out", str(tmp_path / "run"), "--figures", str(figures),
+                 "--eval-goals", "3", "--quiet"]) == 0
+    assert {n: (figures / n).read_bytes() for n in names} == first  # the same command rewrites the same bytes

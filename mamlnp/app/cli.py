@@ -23,15 +23,15 @@ from pathlib import Path
 from .evaluate import (DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, estimate_eval_memory, evaluate_params,
                        format_footnotes, format_table, result_from_curves)
 from .guard import (atomic_write_text, check_memory, check_writable, clean_stale_temp_files, describe_os_error,
-                    remove_created, run_lock, strict_json, write_json)
+                    remove_created, strict_json, write_json)
 from .io import CheckpointError, checkpoint_path, has_checkpoint, read_checkpoint
 from . import navigation
 from ..algorithms import ALGORITHMS
 from ..models.nn import ACTIVATIONS
 from ..models.optim import OPTIMIZERS
 from .perf import keep_freed_memory
-from .train import (ALGORITHM_DEFAULTS, INITS, TASKS, ConfigMismatch, TrainConfig, TrainingDiverged, check_train_size,
-                    seconds_per_iteration, split_state, train)
+from .train import (ALGORITHM_DEFAULTS, INITS, ConfigMismatch, TrainConfig, TrainingDiverged, check_train_size,
+                    job_run_folder, seconds_per_iteration, split_state, train)
 
 __all__ = ["main", "build_parser"]
 
@@ -475,10 +475,9 @@ def _cmd_train(args):
     check_train_size(config, args.eval_tasks)  # sizes that cannot fit are refused before anything is written
     figures_dir = None if args.no_figures else Path(args.figures) if args.figures is not None else run_dir
 
-    created = check_writable(run_dir, "--resume" if resume else "--out")
     created_figures = []
     try:
-        with run_lock(run_dir):
+        with job_run_folder(run_dir, "--resume" if resume else "--out"):
             if not resume and has_checkpoint(run_dir) and not args.overwrite:
                 old = read_checkpoint(run_dir).metadata
                 raise UsageError(f"{str(run_dir)!r} already holds a checkpoint ({old.get('algorithm')}, iteration "
@@ -494,8 +493,6 @@ def _cmd_train(args):
                 raise WriteFailed(f"could not write the run's files: {describe_os_error(err)}"
                                   f"{_last_good(run_dir)}") from None
     except BaseException:
-        if created and not has_checkpoint(run_dir):
-            remove_created(created)  # a new run that failed before its first checkpoint leaves nothing behind
         remove_created(created_figures, only_if_empty=True)
         raise
 

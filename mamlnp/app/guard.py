@@ -297,6 +297,17 @@ def atomic_write_text(path, text):
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def save_png(fig, path, *, dpi, **savefig_kwargs):
+    """Write a matplotlib figure to ``path`` as a PNG, creating its folder: atomically, so a job killed while
+    drawing leaves the previous figure and not half a PNG, and without the software metadata, so the same
+    command rewrites the same bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None},
+                                                   **savefig_kwargs))
+    return path
+
+
 def _finite_or_none(obj):
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None

@@ -28,7 +28,6 @@ Oracle: the analytic policy that sees the goal (:func:`mamlnp.tasks.navigation.o
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -36,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .guard import atomic_write_text, check_writable, remove_created, save_png, write_json
 from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
-from .train import ConfigMismatch, LoopState, SettingsRecord, run_iterations
+from .train import ConfigMismatch, LoopState, SettingsRecord, job_run_folder, run_iterations
 from ..algorithms.maml_rl import ESTIMATORS, RL_ALGORITHMS, adapt_policy, meta_rl_gradient
 from ..models.optim import OPTIMIZERS
 from ..models.policy import init_policy, policy_fn
@@ -308,8 +308,7 @@ def plot_returns(result, path=None, ax=None, title=None):
     if fig is not None:
         fig.tight_layout()
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=120)
+            save_png(fig, path, dpi=120)
     return fig if fig is not None else ax.figure
 
 
@@ -342,8 +341,7 @@ def plot_trajectories(models, goal, path=None, *, trajectories=5, inner_lr=0.5, 
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        save_png(fig, path, dpi=120)
     return fig
 
 
@@ -417,10 +415,21 @@ def run_job(args):
     config = NavConfig(algorithm=args.algo, iters=args.iters, meta_batch=args.meta_batch,
                        trajectories=args.trajectories, inner_lr=args.inner_lr, meta_lr=args.meta_lr,
                        seed=args.seed, estimator=args.estimator)
-    if args.resume and args.out and Path(args.out) != Path(args.resume):
+    if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
         raise ValueError(f"--resume {args.resume} and --out {args.out} name different folders; give one of them")
     run_dir = Path(args.resume or args.out or f"runs/navigation-{config.algorithm}-seed{config.seed}")
     compare = [_load_policy(c) for c in args.compare]  # bad paths fail before any training
+    created_figures = [] if args.no_figures else check_writable(args.figures, "--figures")  # before training
+    try:
+        with job_run_folder(run_dir, "--resume" if args.resume else "--out"):
+            return _job(args, config, run_dir, compare, verbose)
+    except BaseException:
+        remove_created(created_figures, only_if_empty=True)
+        raise
+
+
+def _job(args, config, run_dir, compare, verbose):
+    """Train (unless --eval-only) the run and its baseline, evaluate, write eval.md / eval.json and the figures."""
     started = time.perf_counter()
     runs = [(config, run_dir)]
     if not args.no_baseline and config.algorithm != "pretrained":
@@ -455,9 +464,8 @@ def run_job(args):
             f"({m['ms_per_iteration']:.0f} ms/iteration wall, {m['cpu_ms_per_iteration']:.0f} ms CPU)"
             for m in result["models"]]
     report = "\n".join([head, *rows, "", table])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "eval.md").write_text(report + "\n", encoding="utf-8")
-    (run_dir / "eval.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(run_dir / "eval.md", report + "\n")
+    write_json(run_dir / "eval.json", result)
     print(report)
     if not args.no_figures:
         import matplotlib

@@ -33,7 +33,6 @@ every checkpoint, so a resumed run reproduces an uninterrupted one bit for bit. 
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -52,7 +51,8 @@ from ..models.optim import OPTIMIZERS
 from ..tasks.omniglot import (KNOWN_SHA256, OmniglotError, OmniglotTasks, STRUCTURE, download, load_alphabets,
                               load_lake_runs, rotate_images, to_inputs)
 from .io import CheckpointError, has_checkpoint, read_checkpoint, save_checkpoint
-from .train import ConfigMismatch, LoopState, SettingsRecord, run_iterations
+from .guard import atomic_write_text, strict_json, write_json
+from .train import ConfigMismatch, LoopState, SettingsRecord, job_run_folder, run_iterations
 
 __all__ = ["OmniglotConfig", "OMNIGLOT_ALGORITHMS", "SPLITS", "load_split", "train_omniglot", "evaluate_checkpoint",
            "evaluate_baselines", "test_settings", "summarize_accuracy", "format_report", "add_train_parser",
@@ -593,6 +593,12 @@ def cmd_train(args, usage_error):
             raise usage_error(f"{str(run_dir)!r} already holds a checkpoint; continue it with --resume {run_dir}, "
                               "start over with --overwrite, or choose another --out")
         resume = False
+    with job_run_folder(run_dir, "--resume" if resume else "--out"):
+        return _train_job(args, config, run_dir, resume, usage_error, started)
+
+
+def _train_job(args, config, run_dir, resume, usage_error, started):
+    """Load the data, train, evaluate and write eval.md / eval.json (atomically) into the locked ``run_dir``."""
     try:
         data = load_split(args.data_dir, config.split, cache_dir=args.cache_dir, resample=config.resample,
                           fetch=args.download)
@@ -612,10 +618,9 @@ def cmd_train(args, usage_error):
     baselines = None if args.no_baselines else evaluate_baselines(data, tasks=args.eval_tasks, seed=args.eval_seed)
     report = format_report([model], baselines, tasks=args.eval_tasks, seed=args.eval_seed,
                            heldout_name=data.heldout_name)
-    (run_dir / "eval.md").write_text(report + "\n", encoding="utf-8")
-    (run_dir / "eval.json").write_text(json.dumps({"tasks": args.eval_tasks, "seed": args.eval_seed,
-                                                   "heldout": data.heldout_name, "models": [model],
-                                                   "baselines": baselines}, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(run_dir / "eval.md", report + "\n")
+    write_json(run_dir / "eval.json", {"tasks": args.eval_tasks, "seed": args.eval_seed, "heldout": data.heldout_name,
+                                       "models": [model], "baselines": baselines})
     print(report)
     if verbose:
         print(f"\ncheckpoint: {ckpt.path} (training {wall:.0f} s)\ntable:      {run_dir / 'eval.md'} and eval.json"
@@ -651,8 +656,8 @@ def cmd_evaluate(args, usage_error):
                                                  steps=steps)} for c in ckpts]
     baselines = evaluate_baselines(data, tasks=args.tasks, seed=args.seed)
     if args.json:
-        print(json.dumps({"tasks": args.tasks, "seed": args.seed, "heldout": data.heldout_name, "models": models,
-                          "baselines": baselines}, indent=1))
+        print(strict_json({"tasks": args.tasks, "seed": args.seed, "heldout": data.heldout_name, "models": models,
+                           "baselines": baselines}, indent=1))
     else:
         print(format_report(models, baselines, tasks=args.tasks, seed=args.seed, heldout_name=data.heldout_name))
     return 0

@@ -5,7 +5,6 @@ returns the Figure.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -15,6 +14,7 @@ from ..algorithms.maml import _inner_loop, _stack
 from ..algorithms.protonet import prototypical_logits
 from ..models.fewshot import classifier, classifier_loss, embed
 from ..tasks.omniglot import OmniglotTasks
+from .guard import save_png
 from .omniglot import DEFAULT_EVAL_SEED, _method_accuracy, summarize_accuracy
 
 __all__ = ["plot_task_grid", "plot_accuracy_vs_steps", "predict", "first_layer_filters", "plot_filters",
@@ -22,10 +22,7 @@ __all__ = ["plot_task_grid", "plot_accuracy_vs_steps", "predict", "first_layer_f
 
 
 def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    return path
+    return save_png(fig, path, dpi=100)
 
 
 def _source(data, ways):

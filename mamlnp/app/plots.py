@@ -14,13 +14,12 @@ and inside notebooks alike; each function saves a PNG and returns a :class:`Note
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .guard import atomic_write_bytes
+from .guard import save_png
 from .evaluate import DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, make_test_tasks, summarize
 from ..algorithms import adapt, task_loss_fn
 from ..algorithms.maml import _stack
@@ -52,12 +51,7 @@ def _color(name, index):
 
 
 def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # no timestamp/software metadata, so re-running the same command rewrites the same bytes; written atomically,
-    # so a job killed while drawing leaves the previous figure, not half a PNG
-    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=110, metadata={"Software": None}))
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, seed=DEFAULT_EVAL_SEED, task_index=0):

@@ -40,14 +40,16 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from .evaluate import DEFAULT_EVAL_SEED, estimate_eval_memory, evaluate_params
-from .guard import check_memory, clean_stale_temp_files, format_bytes, make_folder, remove_created, run_lock
-from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint, sync_sidecar
+from .guard import (check_memory, check_writable, clean_stale_temp_files, format_bytes, make_folder, remove_created,
+                    run_lock)
+from .io import CHECKPOINT_NAME, CheckpointError, has_checkpoint, read_checkpoint, save_checkpoint, sync_sidecar
 from ..algorithms import ALGORITHMS, LEARNED_STATE, adaptation_step_sizes
 from ..models.nn import ACTIVATIONS, init_mlp
 from ..models.optim import OPTIMIZERS
@@ -379,6 +381,22 @@ def run_iterations(state, *, iters, rng, optimizer, history, step, after, save, 
         raise
     finally:
         bar.close()
+
+
+@contextmanager
+def job_run_folder(run_dir, option):
+    """The run folder of a ``train`` command, for the whole command: checked writable (created if need be; an
+    unwritable one is refused, naming ``option``, before anything is written), locked against a second job
+    (:func:`mamlnp.app.guard.run_lock`), and removed again if this command created it and fails before its first
+    checkpoint. Every task's job (sinusoid, Omniglot, navigation) goes through it."""
+    created = check_writable(run_dir, option)
+    try:
+        with run_lock(run_dir):
+            yield
+    except BaseException:
+        if created and not has_checkpoint(run_dir):
+            remove_created(created)  # a new run that failed before its first checkpoint leaves nothing behind
+        raise
 
 
 def _metadata(config, iteration, rng, wall_time_s, evals, optimizer):
