@@ -619,3 +619,48 @@ def test_a_new_run_folder_is_removed_when_the_job_fails_before_its_first_checkpo
     assert cli.main(args) == 2
     assert "Traceback" not in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_a_busy_new_folder_is_left_to_the_job_that_holds_it(tmp_path, monkeypatch):
+    """Two jobs starting at once on a new folder: the one that finds it busy must not remove it (the other job's
+    files are in it). (Found by review: the losing job removed the folder it believed it had created.)"""
+    from contextlib import contextmanager
+    from mamlnp.app import train as train_module
+
+    out = tmp_path / "new"
+
+    @contextmanager
+    def busy(folder, **kwargs):
+        (Path(folder) / "checkpoint-of-the-other-job").write_text("x")
+        raise guard.RunFolderBusy(f"run folder {str(folder)!r} is in use by another mamlnp job")
+        yield
+    monkeypatch.setattr(train_module, "run_lock", busy)
+    with pytest.raises(guard.RunFolderBusy):
+        with train_module.job_run_folder(out, "--out"):
+            pass
+    assert (out / "checkpoint-of-the-other-job").exists()
+
+
+def test_make_folder_counts_a_folder_made_meanwhile_by_another_process_as_not_its_own(tmp_path, monkeypatch):
+    target = tmp_path / "a" / "b"
+    real_mkdir = Path.mkdir
+
+    def racing_mkdir(self, *args, **kwargs):
+        if self == target and not kwargs.get("exist_ok") and not self.exists():
+            real_mkdir(self)  # the other process wins the race between the exists() check and our mkdir
+        return real_mkdir(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", racing_mkdir)
+    assert guard.make_folder(target) == [tmp_path / "a"]
+    assert target.is_dir()
+
+
+@pytest.mark.parametrize("suffix,magic", [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_figures_are_written_in_the_format_their_name_asks_for_and_reproducibly(tmp_path, suffix, magic):
+    """(Found by review: every figure became PNG bytes whatever its suffix, e.g. bench cost --figure c.svg.)"""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    first = guard.write_figure(fig, tmp_path / f"one{suffix}", dpi=50).read_bytes()
+    second = guard.write_figure(fig, tmp_path / f"two{suffix}", dpi=50).read_bytes()
+    assert first.startswith(magic) and first == second
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"one{suffix}", f"two{suffix}"]  # no temp files left

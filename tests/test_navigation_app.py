@@ -109,6 +109,10 @@ def test_cli_job_and_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["train", "navigation", "--iters", "0"])
     assert err.value.code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "navigation", "--resume", str(empty), "--no-baseline", "--no-figures", "--quiet"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err and list(empty.iterdir()) == []  # not a fresh start
     # evaluate / plot draw sinusoid and Omniglot runs: a navigation run is pointed to its own evaluation, nothing written
     capsys.readouterr()
     before = sorted(p.name for p in out.rglob("*"))

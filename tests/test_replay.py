@@ -255,3 +255,20 @@ def test_kernel_seconds_times_every_call_and_returns_the_outputs():
     outputs, seconds = program.kernel_seconds(x, repeats=3)
     assert seconds.shape == (len(program),) and np.all(seconds >= 0)
     assert _same_bits(outputs[0], fn(x)[0])
+
+
+def test_a_replay_recorded_for_one_memory_layout_is_not_used_for_another():
+    """The engine decides on the layout (ops._mm folds tasks into one GEMM only for C-ordered rows), so a program
+    recorded on C-ordered data must not serve Fortran-ordered data: that call runs eagerly (or records its own), and
+    both give the engine's bits. (Found by review: the cache key had shapes and dtypes only.)"""
+    rng = np.random.default_rng(11)
+    params = init_mlp([200, 200, 1], rng, dtype=np.float32)  # 200 × 200: large enough for the one-GEMM route
+    support, query = _batch(rng, "mse", np.float32, tasks=4, shots=3, d_in=200, d_out=1)
+    for _ in range(3):  # eager, record, replay
+        maml.maml_gradient(params, support, query, inner_lr=0.1, inner_steps=1)
+    fortran = (np.asfortranarray(support[0]), support[1])
+    for _ in range(3):
+        loss, grads = maml.maml_gradient(params, fortran, query, inner_lr=0.1, inner_steps=1)
+        with maml.eager_only():
+            loss_e, grads_e = maml.maml_gradient(params, fortran, query, inner_lr=0.1, inner_steps=1)
+        assert _same_bits(loss, loss_e) and all(_same_bits(g, h) for g, h in zip(grads, grads_e))

@@ -150,3 +150,12 @@ def test_maml_meta_gradient_is_the_same_with_and_without_the_route(monkeypatch, 
     loss_plain, grads_plain = meta_gradient()
     assert _same_bits(loss, loss_plain)
     assert all(_same_bits(g, h) for g, h in zip(grads, grads_plain))
+
+
+def test_the_record_of_checked_kinds_is_bounded(monkeypatch):
+    monkeypatch.setattr(ops, "_SHARED_GEMM_KINDS_KEPT", 2)
+    rng = np.random.default_rng(6)
+    for tasks in (2, 3, 4):
+        a, b = _operands(rng, tasks, 3, 8, 8, np.float64, False)
+        ops._mm(a, b)
+    assert len(ops._SHARED_GEMM_EXACT) == 2 and all(key[0][0] in (3, 4) for key in ops._SHARED_GEMM_EXACT)

@@ -307,11 +307,13 @@ class eager_only:
 
 
 def _program_key(config, arrays):
-    """The cache key of a call: its configuration and every array's shape and dtype (None: not all are ndarrays,
-    which only the eager code takes)."""
+    """The cache key of a call: its configuration and every array's shape, dtype, strides and alignment (None: not
+    all are ndarrays, which only the eager code takes). The layout is in the key because the engine decides on it
+    (``ops._mm`` folds tasks into one GEMM only for C-ordered rows): a replay recorded for one layout would make
+    other NumPy calls than the engine on another."""
     if not all(type(a) is np.ndarray for a in arrays):
         return None
-    return config + tuple((a.shape, a.dtype.str) for a in arrays)
+    return config + tuple((a.shape, a.dtype.str, a.strides, a.flags.aligned) for a in arrays)
 
 
 def _program(config, flat_loss, arrays, record_now=False):

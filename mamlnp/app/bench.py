@@ -142,8 +142,8 @@ def _kernel_floor(seed, steps, repeats):
     each call's fastest of 5 runs, warm caches — the floor for any eager NumPy code making those calls), on one
     fixed sinusoid batch, for mamlnp's MAML at S = 1 and 5 and for the hand-written one-step MAML (recorded the
     same way). The call is timed two ways over the same interleaved blocks: its typical time (block mean), and
-    its fastest of the block's calls — the same best-case statistic as the floor's, so load on the machine
-    cannot widen that ratio. Returns ``{name: (typical seconds, fastest seconds, floor seconds, number of NumPy
+    its fastest of the block's calls — best case against best case, so load on the machine inflates neither side
+    (the floor, a sum of per-call minima, is still a lower bound: this ratio leans above 1). Returns ``{name: (typical seconds, fastest seconds, floor seconds, number of NumPy
     calls)}``, medians over the blocks."""
     from ..algorithms.handwritten import meta_loss_and_grads
     from ..engine.replay import record

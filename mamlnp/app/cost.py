@@ -25,7 +25,7 @@ import numpy as np
 from ..algorithms import anil_gradient, fomaml_gradient, imaml_gradient, maml_gradient, reptile_gradient
 from ..models.nn import init_mlp
 from ..tasks import SinusoidTasks
-from .guard import save_png
+from .guard import write_figure
 
 __all__ = ["COST_ALGORITHMS", "measure_cost", "fit_exponent", "peak_bytes", "plot_cost", "format_cost"]
 
@@ -137,5 +137,5 @@ def plot_cost(result, path=None):
     fig.suptitle(f"Cost of one meta-gradient vs inner steps ({'-'.join(map(str, s['sizes']))} ReLU, "
                  f"{s['meta_batch']} tasks, K={s['k']}); b: slope of log cost vs log S", fontsize=10)
     if path is not None:
-        save_png(fig, path, dpi=110)
+        write_figure(fig, path, dpi=110)
     return fig

@@ -174,15 +174,26 @@ def _take_over_stale(lock, owner):
 
 # ------------------------------------------------------------------------------------------- folders
 def make_folder(path):
-    """``mkdir -p path``; return the folders that did not exist before (outermost first)."""
+    """``mkdir -p path``; return the folders this call created (outermost first). A folder that another process
+    creates at the same moment counts as not created here (``mkdir`` itself decides, not an earlier ``exists()``),
+    so a job that then finds the folder busy never removes it."""
     path = Path(path)
     missing = []
     for folder in (path, *path.parents):
         if folder.exists():
             break
         missing.append(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    return list(reversed(missing))
+    created = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue
+        created.append(folder)
+    path.mkdir(parents=True, exist_ok=True)  # raises as before if something else stands in the way
+    return created
 
 
 def remove_created(created, *, only_if_empty=False):
@@ -297,14 +308,24 @@ def atomic_write_text(path, text):
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_png(fig, path, *, dpi, **savefig_kwargs):
-    """Write a matplotlib figure to ``path`` as a PNG, creating its folder: atomically, so a job killed while
-    drawing leaves the previous figure and not half a PNG, and without the software metadata, so the same
-    command rewrites the same bytes."""
+_NO_VOLATILE_METADATA = {"png": {"Software": None}, "svg": {"Creator": None, "Date": None},
+                         "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+
+
+def write_figure(fig, path, *, dpi, **savefig_kwargs):
+    """Write a matplotlib figure to ``path`` in the format its suffix names (PNG without a suffix), creating its
+    folder: atomically, so a job killed while drawing leaves the previous figure and not half a file, and without
+    the software / date metadata, so the same command rewrites the same bytes."""
     path = Path(path)
+    fmt = path.suffix[1:].lower() or "png"
+    metadata = _NO_VOLATILE_METADATA.get(fmt)
+    if metadata is not None:
+        savefig_kwargs.setdefault("metadata", metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None},
-                                                   **savefig_kwargs))
+    import matplotlib  # here, not at the top: the jobs import guard long before they draw anything
+
+    with matplotlib.rc_context({"svg.hashsalt": "mamlnp"}):  # SVG element ids are random unless salted
+        atomic_write_bytes(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi, **savefig_kwargs))
     return path
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .guard import atomic_write_text, check_writable, remove_created, save_png, write_json
+from .guard import atomic_write_text, check_writable, remove_created, write_figure, write_json
 from .io import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
 from .train import ConfigMismatch, LoopState, SettingsRecord, job_run_folder, run_iterations
 from ..algorithms.maml_rl import ESTIMATORS, RL_ALGORITHMS, adapt_policy, meta_rl_gradient
@@ -308,7 +308,7 @@ def plot_returns(result, path=None, ax=None, title=None):
     if fig is not None:
         fig.tight_layout()
         if path is not None:
-            save_png(fig, path, dpi=120)
+            write_figure(fig, path, dpi=120)
     return fig if fig is not None else ax.figure
 
 
@@ -341,7 +341,7 @@ def plot_trajectories(models, goal, path=None, *, trajectories=5, inner_lr=0.5, 
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     if path is not None:
-        save_png(fig, path, dpi=120)
+        write_figure(fig, path, dpi=120)
     return fig
 
 
@@ -418,6 +418,8 @@ def run_job(args):
     if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
         raise ValueError(f"--resume {args.resume} and --out {args.out} name different folders; give one of them")
     run_dir = Path(args.resume or args.out or f"runs/navigation-{config.algorithm}-seed{config.seed}")
+    if args.resume:
+        read_checkpoint(run_dir)  # --resume of a folder with no (valid) checkpoint is an error, not a fresh start
     compare = [_load_policy(c) for c in args.compare]  # bad paths fail before any training
     created_figures = [] if args.no_figures else check_writable(args.figures, "--figures")  # before training
     try:

@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .guard import save_png
+from .guard import write_figure
 
 __all__ = ["FAST", "is_fast", "pick", "figures_dir", "save_figure"]
 
@@ -52,5 +52,5 @@ def save_figure(fig, name: str, dpi: int = 120) -> Path:
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"name must be a plain file stem like 'ch03_1_contours', got {name!r}")
     path = figures_dir() / f"{name}.png"
-    save_png(fig, path, dpi=dpi, bbox_inches="tight")
+    write_figure(fig, path, dpi=dpi, bbox_inches="tight")
     return path

@@ -14,7 +14,7 @@ from ..algorithms.maml import _inner_loop, _stack
 from ..algorithms.protonet import prototypical_logits
 from ..models.fewshot import classifier, classifier_loss, embed
 from ..tasks.omniglot import OmniglotTasks
-from .guard import save_png
+from .guard import write_figure
 from .omniglot import DEFAULT_EVAL_SEED, _method_accuracy, summarize_accuracy
 
 __all__ = ["plot_task_grid", "plot_accuracy_vs_steps", "predict", "first_layer_filters", "plot_filters",
@@ -22,7 +22,7 @@ __all__ = ["plot_task_grid", "plot_accuracy_vs_steps", "predict", "first_layer_f
 
 
 def _save(fig, path):
-    return save_png(fig, path, dpi=100)
+    return write_figure(fig, path, dpi=100)
 
 
 def _source(data, ways):

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .guard import save_png
+from .guard import write_figure
 from .evaluate import DEFAULT_EVAL_SEED, DEFAULT_K_QUERY, adaptation_curves, make_test_tasks, summarize
 from ..algorithms import adapt, task_loss_fn
 from ..algorithms.maml import _stack
@@ -51,7 +51,7 @@ def _color(name, index):
 
 
 def _save(fig, path):
-    return save_png(fig, path, dpi=110)
+    return write_figure(fig, path, dpi=110)
 
 
 def plot_adaptation(models, path, *, ks=(5, 10), steps=(1, 10), inner_lr=0.01, seed=DEFAULT_EVAL_SEED, task_index=0):

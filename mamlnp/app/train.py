@@ -390,12 +390,20 @@ def job_run_folder(run_dir, option):
     (:func:`mamlnp.app.guard.run_lock`), and removed again if this command created it and fails before its first
     checkpoint. Every task's job (sinusoid, Omniglot, navigation) goes through it."""
     created = check_writable(run_dir, option)
+    locked = False
     try:
         with run_lock(run_dir):
-            yield
+            locked = True
+            try:
+                yield
+            except BaseException:
+                if created and not has_checkpoint(run_dir):
+                    remove_created(created)  # a new run that failed before its first checkpoint leaves nothing
+                    # behind; removed while the lock is held, so no second job can have taken the folder meanwhile
+                raise
     except BaseException:
-        if created and not has_checkpoint(run_dir):
-            remove_created(created)  # a new run that failed before its first checkpoint leaves nothing behind
+        if not locked:  # busy (or unlockable): another job may be using the folder; remove ours only while empty
+            remove_created(created, only_if_empty=True)
         raise
 
 

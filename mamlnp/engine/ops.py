@@ -373,6 +373,7 @@ def _stacked_rows_times(a, w):
 
 SHARED_GEMM_MIN_SIZE = 1 << 15  # entries of the shared matrix (256 × 128 and up) for the one-GEMM route
 _SHARED_GEMM_EXACT: dict = {}  # (a.shape, b.shape, w.strides, dtype) -> whether the 2-D GEMM gives a @ b's bits
+_SHARED_GEMM_KINDS_KEPT = 256
 
 
 def _shared_gemm_is_exact(a, w, b_shape):
@@ -381,7 +382,8 @@ def _shared_gemm_is_exact(a, w, b_shape):
     BLAS picks its kernels, blockings and summation order from the shapes, strides and dtype alone, never from
     the values; so comparing the two routes once, on random operands laid out like these, settles it for every
     call of this kind (a different summation order differs on random data almost surely). Checked once per kind
-    and kept; on this project's machine it holds for the forward products with the weights as stored and not,
+    and kept (the last 256 kinds); the check allocates one more operand of a's size and runs both routes once.
+    On this project's machine it holds for the forward products with the weights as stored and not,
     e.g., for a 64 × 5 float32 layer, or for one point per task (NumPy then takes a matrix-vector route)."""
     key = (a.shape, tuple(b_shape), w.strides, a.dtype.str)
     exact = _SHARED_GEMM_EXACT.get(key)
@@ -393,6 +395,8 @@ def _shared_gemm_is_exact(a, w, b_shape):
             probe_w = np.asfortranarray(probe_w)
         per_task = probe_a @ np.broadcast_to(probe_w, b_shape)
         exact = probe_w.strides == w.strides and bool(np.array_equal(per_task, _stacked_rows_times(probe_a, probe_w)))
+        if len(_SHARED_GEMM_EXACT) >= _SHARED_GEMM_KINDS_KEPT:  # first in, first out: a kind seen again is re-checked
+            del _SHARED_GEMM_EXACT[next(iter(_SHARED_GEMM_EXACT))]
         _SHARED_GEMM_EXACT[key] = exact
     return exact
 
