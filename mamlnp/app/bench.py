@@ -143,8 +143,8 @@ def _kernel_floor(seed, steps, repeats):
     fixed sinusoid batch, for mamlnp's MAML at S = 1 and 5 and for the hand-written one-step MAML (recorded the
     same way). The call is timed two ways over the same interleaved blocks: its typical time (block mean), and
     its fastest of the block's calls — best case against best case, so load on the machine inflates neither side
-    (the floor, a sum of per-call minima, is still a lower bound: this ratio leans above 1). Returns ``{name: (typical seconds, fastest seconds, floor seconds, number of NumPy
-    calls)}``, medians over the blocks."""
+    (the floor, a sum of per-call minima, is still a lower bound: this ratio leans above 1). Returns
+    ``{name: (typical seconds, fastest seconds, floor seconds, number of NumPy calls)}``, medians over the blocks."""
     from ..algorithms.handwritten import meta_loss_and_grads
     from ..engine.replay import record
 

@@ -238,19 +238,19 @@ def _add_omniglot_data_options(p):
     p.add_argument("--cache-dir", metavar="DIR", help="omniglot checkpoints: decoded-array cache folder")
 
 
-def _is_omniglot(paths):
-    from .omniglot import is_omniglot_checkpoint
-    return any(is_omniglot_checkpoint(p) for p in paths)
+def _checkpoint_task(path):
+    """The task a checkpoint was trained on ('sinusoid', 'omniglot', 'navigation'), or None if it cannot be read
+    (the ordinary path then reports why)."""
+    try:
+        return read_checkpoint(path).metadata.get("task")
+    except CheckpointError:
+        return None
 
 
-def _refuse_navigation(paths, command):
+def _refuse_navigation(paths, tasks, command):
     """evaluate and plot draw sinusoid and Omniglot runs; a navigation run has its own evaluation (returns over
     goals, not losses over tasks), so point there instead of failing on its policy's parameters."""
-    for path in paths:
-        try:
-            task = read_checkpoint(path).metadata.get("task")
-        except CheckpointError:
-            continue  # the ordinary path reports it
+    for path, task in zip(paths, tasks):
         if task == "navigation":
             folder = Path(path) if Path(path).is_dir() else Path(path).parent
             if folder.name == "baseline" and has_checkpoint(folder.parent):  # the job evaluates its baseline too
@@ -554,8 +554,9 @@ def _check_eval_size(ckpts, *, ks, steps, tasks, k_query):
 
 
 def _cmd_evaluate(args):
-    _refuse_navigation(args.checkpoints, "evaluate")
-    if _is_omniglot(args.checkpoints):
+    tasks = [_checkpoint_task(p) for p in args.checkpoints]
+    _refuse_navigation(args.checkpoints, tasks, "evaluate")
+    if "omniglot" in tasks:
         from .omniglot import cmd_evaluate
         return cmd_evaluate(args, UsageError)
     ckpts = [read_checkpoint(p) for p in args.checkpoints]
@@ -572,8 +573,10 @@ def _cmd_evaluate(args):
 
 
 def _cmd_plot(args):
-    _refuse_navigation([args.checkpoint, *([args.baseline] if args.baseline else []), *args.compare], "plot")
-    if _is_omniglot([args.checkpoint]):
+    paths = [args.checkpoint, *([args.baseline] if args.baseline else []), *args.compare]
+    tasks = [_checkpoint_task(p) for p in paths]
+    _refuse_navigation(paths, tasks, "plot")
+    if tasks[0] == "omniglot":
         from .omniglot import cmd_plot
         return cmd_plot(args, UsageError)
     main_ckpt = read_checkpoint(args.checkpoint)

@@ -50,7 +50,7 @@ from ..models.fewshot import HIDDEN, classifier_loss, embed, init_classifier
 from ..models.optim import OPTIMIZERS
 from ..tasks.omniglot import (KNOWN_SHA256, OmniglotError, OmniglotTasks, STRUCTURE, download, load_alphabets,
                               load_lake_runs, rotate_images, to_inputs)
-from .io import CheckpointError, has_checkpoint, read_checkpoint, save_checkpoint
+from .io import has_checkpoint, read_checkpoint, save_checkpoint
 from .guard import atomic_write_text, strict_json, write_json
 from .train import ConfigMismatch, LoopState, SettingsRecord, job_run_folder, run_iterations
 
@@ -626,13 +626,6 @@ def _train_job(args, config, run_dir, resume, usage_error, started):
         print(f"\ncheckpoint: {ckpt.path} (training {wall:.0f} s)\ntable:      {run_dir / 'eval.md'} and eval.json"
               f"\nwall time:  {time.perf_counter() - started:.0f} s for this command")
     return 0
-
-
-def is_omniglot_checkpoint(path):
-    try:
-        return read_checkpoint(path).metadata.get("task") == "omniglot"
-    except CheckpointError:
-        return False
 
 
 def cmd_evaluate(args, usage_error):

@@ -5,7 +5,6 @@ returns the Figure.
 """
 from __future__ import annotations
 
-
 import numpy as np
 from matplotlib.figure import Figure
 
